@@ -10,8 +10,8 @@ and the same graders as the real benchmarks:
   graded as ``countdown`` (1 / 0.1 / 0).
 * ``gen_arithmetic``: ``a∘b∘c`` with digits 1–9 and ∘ ∈ {+, −, ×}; graded by the math grader on the
   ``\\boxed{}`` answer.
-* ``gen_code``: a small Python function from a formula, e.g. ``f(x,y) = 3x + y - 2``; graded by executing
-  three asserts in the sandbox, as HumanEval and MBPP.
+* ``gen_code``: a small Python function from a formula of ``max_terms`` terms, e.g. ``f(x,y) = 3x + y - 2``
+  (``spaced: false``: ``f(x,y)=3x+y-2``); graded by executing three asserts in the sandbox, as HumanEval and MBPP.
 
 Each generator draws a pool of distinct problems from ``random.Random(seed)``, shuffles it and cuts it into
 test (the first ``test_size``) and train (the next ``train_size``), so the splits never share a problem.
@@ -264,21 +264,28 @@ class GenCode(GeneratedTask):
         test_size: int = 256,
         backend: str = "auto",
         timeout: float = 5.0,
+        max_terms: int = 3,
+        spaced: bool = True,
     ) -> None:
         super().__init__(data_dir, seed=seed, train_size=train_size, test_size=test_size)
         from ..sandbox import SandboxLimits
 
+        if max_terms < 2:
+            raise DataError(f"gen_code: max_terms must be ≥ 2, got {max_terms}")
+        self.max_terms, self.spaced = max_terms, spaced
+
         self.runner = CodeRunner(SandboxLimits(wall_time=timeout, cpu_time=max(1, int(timeout))), backend=backend)
 
     def _draw(self, rng: random.Random) -> Example:
-        terms = [rng.choice(_TERMS)(rng) for _ in range(rng.randint(2, 3))]
+        terms = [rng.choice(_TERMS)(rng) for _ in range(rng.randint(2, self.max_terms))]
         signs = [rng.choice("+-") for _ in terms[1:]]
-        shown = terms[0][0] + "".join(f" {s} {t[0]}" for s, t in zip(signs, terms[1:], strict=True))
+        gap = " " if self.spaced else ""
+        shown = terms[0][0] + "".join(f"{gap}{s}{gap}{t[0]}" for s, t in zip(signs, terms[1:], strict=True))
         code = terms[0][1] + "".join(f"{s}{t[1]}" for s, t in zip(signs, terms[1:], strict=True))
         cases = [(rng.randint(-5, 9), rng.randint(-5, 9)) for _ in range(3)]
         # eval of our own generated formula (never of model output) gives the expected values.
         tests = "\n".join(f"assert f({x}, {y}) == {eval(code, {}, {'x': x, 'y': y})}" for x, y in cases)
-        return Example(id=shown, question=f"f(x,y) = {shown}", answer=code, meta={"tests": tests})
+        return Example(id=shown, question=f"f(x,y){gap}={gap}{shown}", answer=code, meta={"tests": tests})
 
     def message(self, example: Example) -> str:
         """The formula."""
