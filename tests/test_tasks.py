@@ -154,6 +154,25 @@ def test_sys_exit_before_the_tests_is_not_a_pass():
     assert grades[2].fields["status"] == "no-nonce"
 
 
+def test_identical_programs_run_once_and_results_keep_their_order():
+    task = build_task("gen_code", test_size=2, train_size=0)
+    a, b = task.load("test")
+    good_a, good_b = task.demonstration(a), task.demonstration(b)
+    assert good_a != good_b
+    calls = []
+    run_many = task.runner.sandbox.run_many
+
+    def counting(programs, **kwargs):
+        calls.append(len(programs))
+        return run_many(programs, **kwargs)
+
+    task.runner.sandbox.run_many = counting
+    # good_a against b's tests fails: the dedup key is the (code, tests) pair, not the code alone.
+    grades = task.grade([good_a, good_b, good_a, "oops", good_a, "oops"], [a, b, a, a, b, a])
+    assert [g.correct for g in grades] == [True, True, True, False, False, False]
+    assert calls == [4]
+
+
 # ---------------------------------------------------------------------------------------- generated tasks
 @pytest.mark.parametrize("name", GENERATED)
 def test_generated_tasks_are_deterministic_disjoint_and_demonstrations_pass(name):

@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..sandbox import Sandbox, SandboxLimits
+from ..sandbox import RunResult, Sandbox, SandboxLimits
 
 _FENCE = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
 
@@ -58,21 +58,30 @@ class CodeRunner:
         return self._sandbox
 
     def run(self, codes: Sequence[str], tests: Sequence[str]) -> list[TestRun]:
-        """Run each ``code`` followed by its ``tests`` (Python source); results in input order."""
+        """Run each ``code`` followed by its ``tests`` (Python source); results in input order.
+
+        Identical (code, tests) pairs run once: a group of rollouts often repeats a completion, and a small
+        policy repeats most of them, so this saves most of the sandbox time of a code reward.
+        """
         nonce = secrets.token_hex(16)
-        programs = [f"{code}\n\n{test}\n\nprint({nonce!r})\n" for code, test in zip(codes, tests, strict=True)]
-        results = self.sandbox.run_many(programs, workers=self.workers)
-        runs = []
-        for result in results:
-            tail = "\n".join(result.stderr.strip().splitlines()[-3:])
-            if result.error:
-                runs.append(TestRun(False, "error", result.error))
-            elif result.timed_out:
-                runs.append(TestRun(False, "timeout", tail))
-            elif result.returncode != 0:
-                runs.append(TestRun(False, "failed", tail))
-            elif nonce not in result.stdout:
-                runs.append(TestRun(False, "no-nonce", "exited before the tests finished"))
-            else:
-                runs.append(TestRun(True, "passed", ""))
-        return runs
+        pairs = list(zip(codes, tests, strict=True))
+        slot: dict[tuple[str, str], int] = {}
+        for pair in pairs:
+            slot.setdefault(pair, len(slot))
+        programs = [f"{code}\n\n{test}\n\nprint({nonce!r})\n" for code, test in slot]
+        unique = [self._outcome(result, nonce) for result in self.sandbox.run_many(programs, workers=self.workers)]
+        return [unique[slot[pair]] for pair in pairs]
+
+    @staticmethod
+    def _outcome(result: RunResult, nonce: str) -> TestRun:
+        """Classify one sandbox result."""
+        tail = "\n".join(result.stderr.strip().splitlines()[-3:])
+        if result.error:
+            return TestRun(False, "error", result.error)
+        if result.timed_out:
+            return TestRun(False, "timeout", tail)
+        if result.returncode != 0:
+            return TestRun(False, "failed", tail)
+        if nonce not in result.stdout:
+            return TestRun(False, "no-nonce", "exited before the tests finished")
+        return TestRun(True, "passed", "")
