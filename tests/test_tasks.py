@@ -154,7 +154,7 @@ def test_sys_exit_before_the_tests_is_not_a_pass():
     assert grades[2].fields["status"] == "no-nonce"
 
 
-def test_identical_programs_run_once_and_results_keep_their_order():
+def test_identical_programs_run_once_syntax_errors_never_and_results_keep_their_order():
     task = build_task("gen_code", test_size=2, train_size=0)
     a, b = task.load("test")
     good_a, good_b = task.demonstration(a), task.demonstration(b)
@@ -168,8 +168,10 @@ def test_identical_programs_run_once_and_results_keep_their_order():
 
     task.runner.sandbox.run_many = counting
     # good_a against b's tests fails: the dedup key is the (code, tests) pair, not the code alone.
-    grades = task.grade([good_a, good_b, good_a, "oops", good_a, "oops"], [a, b, a, a, b, a])
-    assert [g.correct for g in grades] == [True, True, True, False, False, False]
+    broken = "def f(x,y):\n    return x*x+*y"  # a syntax error is answered without a sandbox
+    grades = task.grade([good_a, good_b, good_a, "oops", good_a, "oops", broken], [a, b, a, a, b, a, b])
+    assert [g.correct for g in grades] == [True, True, True, False, False, False, False]
+    assert grades[-1].fields["status"] == "failed" and grades[3].fields["status"] == "failed"
     assert calls == [4]
 
 

@@ -69,8 +69,12 @@ class CodeRunner:
         for pair in pairs:
             slot.setdefault(pair, len(slot))
         programs = [f"{code}\n\n{test}\n\nprint({nonce!r})\n" for code, test in slot]
-        unique = [self._outcome(result, nonce) for result in self.sandbox.run_many(programs, workers=self.workers)]
-        return [unique[slot[pair]] for pair in pairs]
+        unique: list[TestRun | None] = [_syntax_error(program) for program in programs]
+        runnable = [i for i, outcome in enumerate(unique) if outcome is None]
+        results = self.sandbox.run_many([programs[i] for i in runnable], workers=self.workers)
+        for i, result in zip(runnable, results, strict=True):
+            unique[i] = self._outcome(result, nonce)
+        return [unique[slot[pair]] for pair in pairs]  # type: ignore[misc]
 
     @staticmethod
     def _outcome(result: RunResult, nonce: str) -> TestRun:
@@ -85,3 +89,16 @@ class CodeRunner:
         if nonce not in result.stdout:
             return TestRun(False, "no-nonce", "exited before the tests finished")
         return TestRun(True, "passed", "")
+
+
+def _syntax_error(program: str) -> TestRun | None:
+    """A failed run for a program that does not compile, else None.
+
+    Compiling executes nothing (the compiler's constant folding is size-bounded), so a program that cannot
+    pass is answered without starting a sandbox: a small policy writes many of them.
+    """
+    try:
+        compile(program, "<program>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, MemoryError, RecursionError, OverflowError) as exc:
+        return TestRun(False, "failed", f"{type(exc).__name__}: {exc}")
+    return None
