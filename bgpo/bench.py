@@ -3,6 +3,12 @@
 ``bgpo bench sampler``: decoding throughput (tokens/s, sequences/s) over batch sizes and response lengths,
 for the exact LLaDA schedule and, beside it in the same run, the confidence-threshold fast mode with its
 token agreement with the exact mode (greedy).
+
+``bgpo bench memory``: one training step per (method, n_t), each in a fresh process: peak memory (saved for
+backward, RSS, CUDA) and the step time split into rollout / prepare / likelihood-and-backward / optimiser (Fig. 1).
+
+``bgpo bench chunks``: BGPO's MC samples per forward/backward pass k against memory and time, side by side in
+one process with BGPO at n_t = 1 and VRPO-OL, and the speed targets of issue 8 as ratios.
 """
 
 from __future__ import annotations
@@ -112,6 +118,75 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------- memory
+def _bench_model(preset: str, model_path: str | None, overrides: dict | None, device: str, dtype: str, seed: int):
+    """The model of a memory/speed point: a saved one, or random weights from ``preset``."""
+    from .models import build_model, load_model
+    from .testing import toy_tokenizer
+
+    torch_dtype = getattr(torch, dtype)
+    if model_path:
+        model = load_model(model_path, dtype=torch_dtype, device=device)
+    else:
+        with torch.device(device):
+            model = build_model(preset, toy_tokenizer(), seed=seed, dtype=torch_dtype, **(overrides or {}))
+    return model.to(device).train()
+
+
+def _bench_method(method: str, n_t: int, samples_per_chunk: int):
+    """``method`` with ``n_t`` and ``samples_per_chunk`` set where its config has them (no per-method code)."""
+    import dataclasses
+
+    from .methods import build_method, get_method_class
+
+    fields = {f.name for f in dataclasses.fields(get_method_class(method).Config)}
+    config = {key: value for key, value in (("n_t", n_t), ("samples_per_chunk", samples_per_chunk)) if key in fields}
+    return build_method(method, config), config
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _update(algorithm, model, batch, seed: int, micro_batch_size: int | None, params, device: str) -> dict:
+    """One on-policy update without the optimiser: prepare at θ_old, then likelihood + backward (tracked)."""
+    from .memory import track_memory
+    from .methods import accumulate_gradients
+
+    gen = torch.Generator(device=device).manual_seed(seed)
+    _sync(device)
+    start = time.perf_counter()
+    state = algorithm.prepare(model, batch, gen, on_policy=True)
+    _sync(device)
+    prepare = time.perf_counter() - start
+    with track_memory(exclude=params) as memory:
+        start = time.perf_counter()
+        accumulate_gradients(algorithm, model, batch, state, micro_batch_size=micro_batch_size)
+        _sync(device)
+        update = time.perf_counter() - start
+    return {"prepare_s": prepare, "likelihood_backward_s": update, "memory": memory}
+
+
+def _random_rollout(model, responses, prompt_length, length, block_length, rollout_steps, seed, device):
+    """Random prompts, then the shared block-wise sampler at T = 1: the batch of one training step."""
+    from .batch import RolloutBatch
+
+    gen = torch.Generator(device=device).manual_seed(seed)
+    prompts = torch.randint(5, model.vocab_size, (responses, prompt_length), generator=gen, device=device)
+    sampler = SamplerConfig(gen_length=length, block_length=min(block_length, length), steps=rollout_steps or length,
+                            temperature=1.0)  # fmt: skip
+    _sync(device)
+    start = time.perf_counter()
+    out = generate(model, prompts, None, sampler, mask_token_id=model.mask_token_id, generator=gen)
+    _sync(device)
+    rollout = time.perf_counter() - start
+    batch = RolloutBatch(
+        prompt_ids=prompts, prompt_mask=torch.ones_like(prompts, dtype=torch.bool), response_ids=out.responses,
+        advantages=torch.randn(responses, generator=gen, device=device).double(), mask_token_id=model.mask_token_id,
+    )  # fmt: skip
+    return batch, rollout
+
+
 def memory_point(
     *,
     method: str,
@@ -130,77 +205,55 @@ def memory_point(
     device: str = "cpu",
     dtype: str = "float32",
     seed: int = 0,
+    repeats: int = 1,
 ) -> dict:
     """One training step of ``method`` at ``n_t`` on random prompts: times and peak memory.
 
-    The step is a rollout (the block-wise sampler at T = 1), the method's likelihood terms and backward (the
-    shared driver, on-policy), and an optimiser step (AdamW, its states included in the CUDA peak, or none).
-    Peaks: bytes saved for backward during the update, the process's peak RSS (meaningful in a fresh process),
-    and ``torch.cuda.max_memory_allocated`` over the whole step on a GPU.
+    The step is a rollout (the block-wise sampler at T = 1), ``prepare`` at θ_old, the method's likelihood terms
+    and backward (the shared driver, on-policy), and an optimiser step (AdamW, its states included in the CUDA
+    peak and the RSS, or none). With ``repeats`` > 1 the update is run that many times and the times are medians
+    (the memory peaks are the largest). Peaks: bytes saved for backward during likelihood-and-backward, the
+    process's peak RSS (meaningful in a fresh process), and ``torch.cuda.max_memory_allocated`` over the whole
+    step on a GPU.
     """
-    import time as _time
+    import statistics
 
-    from .memory import track_memory
-    from .methods import accumulate_gradients, build_method
-    from .models import build_model, load_model
-    from .testing import toy_tokenizer
-
-    torch_dtype = getattr(torch, dtype)
-    if model_path:
-        model = load_model(model_path, dtype=torch_dtype, device=device)
-    else:
-        with torch.device(device):
-            model = build_model(preset, toy_tokenizer(), seed=seed, dtype=torch_dtype, **(overrides or {}))
-    model.to(device).train()
-    config = {"n_t": n_t} if method in ("bgpo", "vrpo_ol") else {}
-    if method == "bgpo":
-        config["samples_per_chunk"] = samples_per_chunk
-    algorithm = build_method(method, config)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    prompts = torch.randint(5, model.vocab_size, (responses, prompt_length), generator=gen, device=device)
-    sampler = SamplerConfig(gen_length=length, block_length=min(block_length, length), steps=rollout_steps or length,
-                            temperature=1.0)  # fmt: skip
+    model = _bench_model(preset, model_path, overrides, device, dtype, seed)
+    algorithm, config = _bench_method(method, n_t, samples_per_chunk)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-6) if optimizer == "adamw" else None
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    start = _time.perf_counter()
-    out = generate(model, prompts, None, sampler, mask_token_id=model.mask_token_id, generator=gen)
-    sync()
-    rollout = _time.perf_counter() - start
-    from .batch import RolloutBatch
-
-    batch = RolloutBatch(
-        prompt_ids=prompts, prompt_mask=torch.ones_like(prompts, dtype=torch.bool), response_ids=out.responses,
-        advantages=torch.randn(responses, generator=gen, device=device).double(), mask_token_id=model.mask_token_id,
-    )  # fmt: skip
-    start = _time.perf_counter()
-    state = algorithm.prepare(model, batch, gen, on_policy=True)
-    with track_memory(exclude=params) as memory:
-        accumulate_gradients(algorithm, model, batch, state, micro_batch_size=micro_batch_size)
-        sync()
-        update = _time.perf_counter() - start
-        start = _time.perf_counter()
-        if opt is not None:
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        sync()
-    optimiser_time = _time.perf_counter() - start
+    batch, rollout = _random_rollout(model, responses, prompt_length, length, block_length, rollout_steps, seed,
+                                     device)  # fmt: skip
+    runs = []
+    for _ in range(max(1, repeats)):
+        model.zero_grad(set_to_none=True)
+        runs.append(_update(algorithm, model, batch, seed, micro_batch_size, params, device))
+    start = time.perf_counter()
+    if opt is not None:
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    _sync(device)
+    optimiser_time = time.perf_counter() - start
+    memory = runs[0]["memory"]
+    cuda_peak = torch.cuda.max_memory_allocated() if device.startswith("cuda") else None
     return {
         "method": method,
-        "n_t": n_t if "n_t" in config else 1,
-        "samples_per_chunk": samples_per_chunk if method == "bgpo" else (n_t if method == "vrpo_ol" else 1),
+        "n_t": config.get("n_t", 1),
+        "samples_per_chunk": config.get("samples_per_chunk", config.get("n_t", 1)),
         "responses": responses,
         "prompt_length": prompt_length,
         "length": length,
         "rollout_s": rollout,
-        "likelihood_backward_s": update,
+        "prepare_s": statistics.median(r["prepare_s"] for r in runs),
+        "likelihood_backward_s": statistics.median(r["likelihood_backward_s"] for r in runs),
         "optimiser_s": optimiser_time,
-        "peak_saved_bytes": memory.peak_saved_bytes,
+        "repeats": len(runs),
+        "peak_saved_bytes": max(r["memory"].peak_saved_bytes for r in runs),
         "peak_rss_bytes": memory.peak_rss_bytes,
         "rss_scope": memory.rss_scope,
-        "cuda_peak_bytes": memory.cuda_peak_bytes,
+        "cuda_peak_bytes": cuda_peak,
         "optimizer": optimizer,
         "parameters": model.num_parameters(),
         "dtype": dtype,
@@ -226,6 +279,89 @@ def bench_memory(points: Sequence[dict], fresh_process: bool = True) -> pd.DataF
             raise RuntimeError(f"memory point {kwargs} failed:\n{result.stderr[-3000:]}")
         rows.append(_json.loads(result.stdout.strip().splitlines()[-1]))
     return pd.DataFrame(rows)
+
+
+# -------------------------------------------------------------------------------- chunks and speed targets
+def bench_chunks(
+    *,
+    n_t: int = 16,
+    chunks: Sequence[int] = (1, 2, 4, 8, 16),
+    reference: tuple[str, int] = ("vrpo_ol", 4),
+    rounds: int = 5,
+    preset: str = "nano",
+    model_path: str | None = None,
+    overrides: dict | None = None,
+    responses: int = 16,
+    prompt_length: int = 32,
+    length: int = 64,
+    block_length: int = 32,
+    micro_batch_size: int | None = None,
+    device: str = "cpu",
+    dtype: str = "float32",
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """BGPO's chunk size k side by side with BGPO at n_t = 1 and a reference method, in one process.
+
+    Configurations: BGPO (n_t, k) for each k in ``chunks``, BGPO (1, 1), and ``reference`` = (method, n_t).
+    All share one model and one rollout batch; each round times every configuration once in turn (so drifting
+    machine load touches all alike), and times are medians over ``rounds``. Memory is the peak saved for
+    backward (and the CUDA peak of the update on a GPU). Returns the per-configuration frame and the targets of
+    issue 8: BGPO's time at n_t over n_t × its time at n_t = 1 (target ≤ 1.1), and BGPO at k = 4 over the
+    reference (target ≤ 4.4 at no more memory).
+    """
+    import statistics
+
+    model = _bench_model(preset, model_path, overrides, device, dtype, seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    batch, _ = _random_rollout(model, responses, prompt_length, length, block_length, None, seed, device)
+    configs = [("bgpo", n_t, k) for k in chunks if k <= n_t] + [("bgpo", 1, 1), (reference[0], reference[1], 1)]
+    built = {c: _bench_method(*c)[0] for c in configs}
+    times: dict[tuple, list[float]] = {c: [] for c in configs}
+    prepares: dict[tuple, list[float]] = {c: [] for c in configs}
+    saved: dict[tuple, int] = {}
+    cuda: dict[tuple, int | None] = {}
+    for round_ in range(rounds + 1):  # round 0 warms up (allocator, kernels)
+        for c in configs:
+            model.zero_grad(set_to_none=True)
+            if device.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats()
+            run = _update(built[c], model, batch, seed, micro_batch_size, params, device)
+            saved[c] = max(saved.get(c, 0), run["memory"].peak_saved_bytes)
+            cuda[c] = torch.cuda.max_memory_allocated() if device.startswith("cuda") else None
+            if round_:
+                times[c].append(run["likelihood_backward_s"])
+                prepares[c].append(run["prepare_s"])
+    rows = [
+        {"method": m, "n_t": n, "samples_per_chunk": k if m == "bgpo" else n,
+         "likelihood_backward_s": statistics.median(times[(m, n, k)]),
+         "prepare_s": statistics.median(prepares[(m, n, k)]),
+         "peak_saved_bytes": saved[(m, n, k)], "cuda_peak_bytes": cuda[(m, n, k)], "rounds": rounds,
+         "responses": responses, "length": length, "parameters": model.num_parameters(), "dtype": dtype,
+         "device": device if not device.startswith("cuda") else torch.cuda.get_device_name()}
+        for (m, n, k) in configs
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows)
+
+    def row(m: str, n: int, k: int) -> pd.Series:
+        return frame[(frame.method == m) & (frame.n_t == n) & (frame.samples_per_chunk == k)].iloc[0]
+
+    memory = "cuda_peak_bytes" if device.startswith("cuda") else "peak_saved_bytes"
+    one, full, ref = row("bgpo", 1, 1), row("bgpo", n_t, 1), row(reference[0], reference[1], reference[1])
+    targets = [
+        {"target": f"bgpo n_t={n_t} k=1 time / ({n_t} x bgpo n_t=1 time)",
+         "value": full.likelihood_backward_s / (n_t * one.likelihood_backward_s), "threshold": 1.1},
+    ]  # fmt: skip
+    if 4 in chunks and n_t >= 4:
+        k4 = row("bgpo", n_t, 4)
+        targets += [
+            {"target": f"bgpo n_t={n_t} k=4 time / {reference[0]} n_t={reference[1]} time",
+             "value": k4.likelihood_backward_s / ref.likelihood_backward_s, "threshold": 4.4},
+            {"target": f"bgpo n_t={n_t} k=4 {memory} / {reference[0]} n_t={reference[1]} {memory}",
+             "value": k4[memory] / ref[memory], "threshold": 1.01},
+        ]  # fmt: skip
+    target_frame = pd.DataFrame(targets)
+    target_frame["met"] = target_frame.value <= target_frame.threshold
+    return frame, target_frame
 
 
 if __name__ == "__main__":  # one fresh-process measurement: python -m bgpo.bench '<json kwargs>'

@@ -4,6 +4,17 @@ bgpo check          BGPO's claims (equivalence, lower bound, memory vs n_t) on a
 bgpo methods        the registered RL methods and their default configs
 bgpo model build    a random-weight LLaDA-architecture model plus a locally trained tokenizer
 bgpo model info     load a model (hub id or directory) and print its ids and size
+bgpo tokenizer      train the small models' tokenizer on the tasks' texts
+bgpo data           write a task's splits as JSONL
+bgpo tasks          the registered tasks and their options
+bgpo sft            supervised fine-tuning of a base (the default pipeline's "instruct" model)
+bgpo train          one RL run (any registered method; accelerate launch for several processes)
+bgpo evaluate       greedy decoding of a benchmark and its metrics
+bgpo diagnose       gradient standard deviation and bias per method and n_t (Fig. 3 left/middle)
+bgpo bench sampler  decoding throughput of the block-wise sampler
+bgpo bench memory   peak memory and step time per method and n_t, a fresh process each (Fig. 1)
+bgpo bench chunks   BGPO's samples per pass k: memory vs time, and the speed targets
+bgpo report ...     runs.csv, tables beside the paper's numbers, reward curves, step times
 """
 
 from __future__ import annotations
@@ -260,31 +271,56 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_bench_memory(args: argparse.Namespace) -> int:
     from .bench import bench_memory, write_csv
+    from .methods import get_method_class
     from .report import memory_plot
 
     base = {
         "preset": args.preset, "model_path": args.model, "responses": args.responses,
         "prompt_length": args.prompt_length, "length": args.length, "block_length": args.block_length,
         "rollout_steps": args.rollout_steps, "micro_batch_size": args.micro_batch_size, "optimizer": args.optimizer,
-        "device": args.device, "dtype": args.dtype, "seed": args.seed,
+        "device": args.device, "dtype": args.dtype, "seed": args.seed, "repeats": args.repeats,
         "overrides": json.loads(args.model_overrides) if args.model_overrides else None,
     }  # fmt: skip
     points = []
     for method in args.methods:
-        sizes = args.n_t if method in ("bgpo", "vrpo_ol") else [1]
-        chunks = args.samples_per_chunk if method == "bgpo" else [1]
+        fields = {f.name for f in dataclasses.fields(get_method_class(method).Config)}
+        sizes = args.n_t if "n_t" in fields else [1]  # one point for a method without MC samples
+        chunks = args.samples_per_chunk if "samples_per_chunk" in fields else [1]
         points += [
             {**base, "method": method, "n_t": n, "samples_per_chunk": k} for n in sizes for k in chunks if k <= n
         ]
     frame = bench_memory(points, fresh_process=not args.in_process)
     write_csv(frame, args.out)
     cols = ["method", "n_t", "samples_per_chunk", "peak_saved_bytes", "peak_rss_bytes", "cuda_peak_bytes",
-            "rollout_s", "likelihood_backward_s", "optimiser_s"]  # fmt: skip
+            "rollout_s", "prepare_s", "likelihood_backward_s", "optimiser_s"]  # fmt: skip
     print(frame[cols].to_string(index=False))
     print(f"wrote {args.out}")
     if args.plot:
         column = "cuda_peak_bytes" if frame["cuda_peak_bytes"].notna().all() else "peak_saved_bytes"
         memory_plot(frame[frame.samples_per_chunk.isin([1]) | (frame.method != "bgpo")], args.plot, column)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _cmd_bench_chunks(args: argparse.Namespace) -> int:
+    from .bench import bench_chunks, write_csv
+    from .report import chunk_plot
+
+    frame, targets = bench_chunks(
+        n_t=args.n_t, chunks=args.samples_per_chunk, reference=(args.reference, args.reference_n_t),
+        rounds=args.rounds, preset=args.preset, model_path=args.model,
+        overrides=json.loads(args.model_overrides) if args.model_overrides else None, responses=args.responses,
+        prompt_length=args.prompt_length, length=args.length, block_length=args.block_length,
+        micro_batch_size=args.micro_batch_size, device=args.device, dtype=args.dtype, seed=args.seed,
+    )  # fmt: skip
+    write_csv(frame, args.out)
+    write_csv(targets, args.out.with_name(args.out.stem + "_targets.csv"))
+    print(frame[["method", "n_t", "samples_per_chunk", "likelihood_backward_s", "peak_saved_bytes",
+                 "cuda_peak_bytes"]].to_string(index=False))  # fmt: skip
+    print(targets.to_string(index=False))
+    print(f"wrote {args.out} and {args.out.with_name(args.out.stem + '_targets.csv')}")
+    if args.plot:
+        chunk_plot(frame, args.plot)
         print(f"wrote {args.plot}")
     return 0
 
@@ -464,10 +500,32 @@ def build_parser() -> argparse.ArgumentParser:
     mem.add_argument("--device", default="cpu")
     mem.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float64"])
     mem.add_argument("--seed", type=int, default=0)
+    mem.add_argument("--repeats", type=int, default=1, help="likelihood-and-backward runs per point (median time)")
     mem.add_argument("--in-process", action="store_true", help="measure in this process (RSS is then cumulative)")
     mem.add_argument("--out", type=Path, default=Path("results/bench/memory.csv"))
     mem.add_argument("--plot", type=Path)
     mem.set_defaults(func=_cmd_bench_memory)
+
+    chk = bench_sub.add_parser("chunks", help="BGPO's samples per pass k: memory vs time, and the speed targets")
+    chk.add_argument("--n-t", type=int, default=16)
+    chk.add_argument("--samples-per-chunk", type=int, nargs="+", default=[1, 2, 4, 8, 16], help="values of k")
+    chk.add_argument("--reference", default="vrpo_ol", help="the method BGPO at k = 4 is compared with")
+    chk.add_argument("--reference-n-t", type=int, default=4)
+    chk.add_argument("--rounds", type=int, default=5, help="timed rounds (each times every configuration once)")
+    chk.add_argument("--model", help="model directory or hub id (default: random weights from --preset)")
+    chk.add_argument("--preset", default="nano")
+    chk.add_argument("--model-overrides", help='JSON LlamaConfig fields, e.g. {"num_hidden_layers": 2}')
+    chk.add_argument("--responses", type=int, default=16)
+    chk.add_argument("--prompt-length", type=int, default=32)
+    chk.add_argument("--length", type=int, default=64, help="response length")
+    chk.add_argument("--block-length", type=int, default=32)
+    chk.add_argument("--micro-batch-size", type=int)
+    chk.add_argument("--device", default="cpu")
+    chk.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float64"])
+    chk.add_argument("--seed", type=int, default=0)
+    chk.add_argument("--out", type=Path, default=Path("results/bench/chunks.csv"))
+    chk.add_argument("--plot", type=Path)
+    chk.set_defaults(func=_cmd_bench_chunks)
 
     data = sub.add_parser("data", help="write a task's splits as JSONL (message, answer, demonstration)")
     data.add_argument("--task", required=True)

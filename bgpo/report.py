@@ -210,6 +210,30 @@ def step_times(logs: dict[str, list[Path]], out_png: Path, out_csv: Path) -> pd.
     return table
 
 
+def chunk_plot(frame: pd.DataFrame, out: Path) -> None:
+    """BGPO's chunk size k: likelihood-and-backward time against peak memory (``bgpo bench chunks``'s CSV)."""
+    plt = _plt()
+    column = "cuda_peak_bytes" if frame["cuda_peak_bytes"].notna().all() else "peak_saved_bytes"
+    fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    n_t = int(frame[frame.method == "bgpo"].n_t.max())
+    bgpo = frame[(frame.method == "bgpo") & (frame.n_t == n_t)].sort_values("samples_per_chunk")
+    ax.plot(bgpo[column] / 2**20, bgpo.likelihood_backward_s, "o-", label=f"BGPO n_t={n_t}, k samples per pass")
+    for _, r in bgpo.iterrows():
+        ax.annotate(f"k={r.samples_per_chunk}", (r[column] / 2**20, r.likelihood_backward_s), fontsize=7,
+                    textcoords="offset points", xytext=(4, 4))  # fmt: skip
+    for _, r in frame[(frame.method != "bgpo") | (frame.n_t != n_t)].iterrows():
+        ax.plot(r[column] / 2**20, r.likelihood_backward_s, "s", label=f"{r.method} n_t={r.n_t}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(f"{column.replace('_', ' ')} (MiB)")
+    ax.set_ylabel("likelihood + backward (s)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150)
+    plt.close(fig)
+
+
 def memory_plot(frame: pd.DataFrame, out: Path, column: str = "peak_saved_bytes") -> None:
     """Fig. 1: peak memory vs n_t, one line per method (from ``bgpo bench memory``'s CSV)."""
     plt = _plt()

@@ -190,6 +190,18 @@ def test_generated_tasks_are_deterministic_disjoint_and_demonstrations_pass(name
     assert all(g.correct and g.reward == 1.0 for g in grades)
 
 
+def test_generated_code_body_style_completes_the_signature():
+    task = build_task("gen_code", style="body", spaced=False, max_terms=2, train_size=50, test_size=8)
+    examples = task.load("test")
+    assert "=" in examples[0].question and " " not in examples[0].question
+    good = [task.demonstration(e) for e in examples]
+    bad = [task.misformatted_demonstration(e) for e in examples]  # no return: f returns None
+    assert all(g.startswith("return ") for g in good)
+    assert [g.correct for g in task.grade(good + bad, examples + examples)] == [True] * 8 + [False] * 8
+    with pytest.raises(DataError, match="style must be one of function, body"):
+        build_task("gen_code", style="lines")
+
+
 def test_generated_sudoku_has_unique_solutions_and_split_grids():
     task = build_task("gen_sudoku", train_size=500, test_size=100, min_blanks=8, max_blanks=10)
     test, train = task.load("test"), task.load("train")

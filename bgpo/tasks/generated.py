@@ -11,7 +11,8 @@ and the same graders as the real benchmarks:
 * ``gen_arithmetic``: ``a∘b∘c`` with digits 1–9 and ∘ ∈ {+, −, ×}; graded by the math grader on the
   ``\\boxed{}`` answer.
 * ``gen_code``: a small Python function from a formula of ``max_terms`` terms, e.g. ``f(x,y) = 3x + y - 2``
-  (``spaced: false``: ``f(x,y)=3x+y-2``); graded by executing three asserts in the sandbox, as HumanEval and MBPP.
+  (``spaced: false``: ``f(x,y)=3x+y-2``); the whole function, or (``style: body``) only its body, as HumanEval
+  completes a given signature; graded by executing three asserts in the sandbox, as HumanEval and MBPP.
 
 Each generator draws a pool of distinct problems from ``random.Random(seed)``, shuffles it and cuts it into
 test (the first ``test_size``) and train (the next ``train_size``), so the splits never share a problem.
@@ -20,6 +21,7 @@ test (the first ``test_size``) and train (the next ``train_size``), so the split
 from __future__ import annotations
 
 import random
+import textwrap
 from collections.abc import Callable, Sequence
 
 from . import Example, Grade, Task, register_task
@@ -249,9 +251,16 @@ _TERMS: Sequence[Callable[[random.Random], tuple[str, str]]] = (
 )
 
 
+_CODE_STYLES = ("function", "body")
+
+
 @register_task("gen_code")
 class GenCode(GeneratedTask):
-    """Write ``def f(x, y)`` for a formula such as ``f(x,y) = 3x + y - 2``; three asserts decide."""
+    """Write ``def f(x, y)`` for a formula such as ``f(x,y) = 3x + y - 2``; three asserts decide.
+
+    ``style: function`` asks for the whole function; ``style: body`` (HumanEval's set-up) gives the signature
+    and asks for the body, ``return 3*x+y-2``.
+    """
 
     display_name = "Code"
 
@@ -266,13 +275,16 @@ class GenCode(GeneratedTask):
         timeout: float = 5.0,
         max_terms: int = 3,
         spaced: bool = True,
+        style: str = "function",
     ) -> None:
         super().__init__(data_dir, seed=seed, train_size=train_size, test_size=test_size)
         from ..sandbox import SandboxLimits
 
         if max_terms < 2:
             raise DataError(f"gen_code: max_terms must be ≥ 2, got {max_terms}")
-        self.max_terms, self.spaced = max_terms, spaced
+        if style not in _CODE_STYLES:
+            raise DataError(f"gen_code: style must be one of {', '.join(_CODE_STYLES)}, got {style!r}")
+        self.max_terms, self.spaced, self.style = max_terms, spaced, style
 
         self.runner = CodeRunner(SandboxLimits(wall_time=timeout, cpu_time=max(1, int(timeout))), backend=backend)
 
@@ -292,14 +304,26 @@ class GenCode(GeneratedTask):
         return f"code {example.question}"
 
     def demonstration(self, example: Example) -> str:
-        """The function definition."""
+        """The function definition (``style: body``: its body, as HumanEval completes a given signature)."""
+        if self.style == "body":
+            return f"return {example.answer}"
         return f"def f(x,y):\n    return {example.answer}"
 
     def misformatted_demonstration(self, example: Example) -> str:
-        """The right body under another function name (the tests call ``f``: scores 0)."""
+        """The right expression in a form the tests reject: under another function name (``g``), or, for
+        ``style: body``, without ``return`` (``f`` returns None)."""
+        if self.style == "body":
+            return example.answer
         return f"def g(x,y):\n    return {example.answer}"
+
+    def program(self, completion: str) -> str:
+        """The code a completion stands for: the completion itself, or ``def f(x,y):`` and the body."""
+        code = extract_code(completion)
+        if self.style == "body":
+            return "def f(x,y):\n" + textwrap.indent(code.strip("\n"), "    ")
+        return code
 
     def grade(self, completions: Sequence[str], examples: Sequence[Example]) -> list[Grade]:
         """Run each completion with its asserts in the sandbox, in parallel."""
-        runs = self.runner.run([extract_code(c) for c in completions], [e.meta["tests"] for e in examples])
+        runs = self.runner.run([self.program(c) for c in completions], [e.meta["tests"] for e in examples])
         return [Grade(reward=float(r.passed), correct=r.passed, fields={"status": r.status}) for r in runs]
