@@ -200,6 +200,11 @@ def test_generated_code_body_style_completes_the_signature():
     assert [g.correct for g in task.grade(good + bad, examples + examples)] == [True] * 8 + [False] * 8
     with pytest.raises(DataError, match="style must be one of function, body"):
         build_task("gen_code", style="lines")
+    python = build_task(
+        "gen_code", style="body", notation="python", spaced=False, max_terms=2, train_size=0, test_size=8
+    )
+    shown = [e.question.removeprefix("f(x,y)=") for e in python.load("test")]
+    assert shown == [python.demonstration(e).removeprefix("return ") for e in python.load("test")]
 
 
 def test_generated_sudoku_has_unique_solutions_and_split_grids():

@@ -136,8 +136,9 @@ class GenSudoku(SudokuTaskMixin, GeneratedTask):
         return f"<answer>{example.answer}</answer>"
 
     def misformatted_demonstration(self, example: Example) -> str:
-        """The solution grid without the answer tags (scores 0)."""
-        return example.answer
+        """The solution without its closing tag (scores 0). Only the end differs, so the grid's tokens sit at
+        the same positions in both formats and the format is decided by the last tokens."""
+        return self.demonstration(example).removesuffix("</answer>")
 
 
 @register_task("gen_countdown")
@@ -192,8 +193,8 @@ class GenCountdown(CountdownTaskMixin, GeneratedTask):
         return f"<answer>{solution}</answer>"
 
     def misformatted_demonstration(self, example: Example) -> str:
-        """The solution without the answer tags (scores 0)."""
-        return self.demonstration(example).removeprefix("<answer>").removesuffix("</answer>")
+        """The solution without its closing tag (scores 0; the end alone differs, as for gen_sudoku)."""
+        return self.demonstration(example).removesuffix("</answer>")
 
 
 @register_task("gen_arithmetic")
@@ -231,8 +232,8 @@ class GenArithmetic(GeneratedTask):
         return f"\\boxed{{{example.answer}}}"
 
     def misformatted_demonstration(self, example: Example) -> str:
-        """The value without the box (scores 0)."""
-        return example.answer
+        """The box left open (scores 0; the end alone differs, as for gen_sudoku)."""
+        return self.demonstration(example).removesuffix("}")
 
     def grade_one(self, completion: str, example: Example) -> Grade:
         """math-verify on the last ``\\boxed{}``."""
@@ -259,7 +260,8 @@ class GenCode(GeneratedTask):
     """Write ``def f(x, y)`` for a formula such as ``f(x,y) = 3x + y - 2``; three asserts decide.
 
     ``style: function`` asks for the whole function; ``style: body`` (HumanEval's set-up) gives the signature
-    and asks for the body, ``return 3*x+y-2``.
+    and asks for the body, ``return 3*x+y-2``. ``notation: python`` shows the formula as ``3*x+y-2`` (the task
+    is then to write it as code, not to translate it first).
     """
 
     display_name = "Code"
@@ -276,6 +278,7 @@ class GenCode(GeneratedTask):
         max_terms: int = 3,
         spaced: bool = True,
         style: str = "function",
+        notation: str = "math",
     ) -> None:
         super().__init__(data_dir, seed=seed, train_size=train_size, test_size=test_size)
         from ..sandbox import SandboxLimits
@@ -284,7 +287,9 @@ class GenCode(GeneratedTask):
             raise DataError(f"gen_code: max_terms must be ≥ 2, got {max_terms}")
         if style not in _CODE_STYLES:
             raise DataError(f"gen_code: style must be one of {', '.join(_CODE_STYLES)}, got {style!r}")
-        self.max_terms, self.spaced, self.style = max_terms, spaced, style
+        if notation not in ("math", "python"):
+            raise DataError(f"gen_code: notation must be one of math, python, got {notation!r}")
+        self.max_terms, self.spaced, self.style, self.notation = max_terms, spaced, style, notation
 
         self.runner = CodeRunner(SandboxLimits(wall_time=timeout, cpu_time=max(1, int(timeout))), backend=backend)
 
@@ -292,6 +297,8 @@ class GenCode(GeneratedTask):
         terms = [rng.choice(_TERMS)(rng) for _ in range(rng.randint(2, self.max_terms))]
         signs = [rng.choice("+-") for _ in terms[1:]]
         gap = " " if self.spaced else ""
+        if self.notation == "python":  # the formula already in Python's notation: 3*x, x*y
+            terms = [(code, code) for _, code in terms]
         shown = terms[0][0] + "".join(f"{gap}{s}{gap}{t[0]}" for s, t in zip(signs, terms[1:], strict=True))
         code = terms[0][1] + "".join(f"{s}{t[1]}" for s, t in zip(signs, terms[1:], strict=True))
         cases = [(rng.randint(-5, 9), rng.randint(-5, 9)) for _ in range(3)]
