@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -134,6 +135,13 @@ class Sandbox:
         self.limits = limits or SandboxLimits()
         if backend == "auto":
             backend = "bwrap" if bwrap_available() else "rlimit"
+            if backend == "rlimit":  # said out loud: the fallback has no network or file-system isolation
+                warnings.warn(
+                    "bubblewrap is unavailable: untrusted code runs with resource limits only (no network or "
+                    "file-system isolation); install bubblewrap (apt-get install bubblewrap) for the full sandbox",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         elif backend == "bwrap" and not bwrap_available():
             raise RuntimeError("bubblewrap (bwrap) is not installed or cannot create namespaces here; "
                                "install it (apt-get install bubblewrap) or use backend='rlimit'")  # fmt: skip
