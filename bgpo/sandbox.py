@@ -263,8 +263,13 @@ class Sandbox:
             shutil.rmtree(host_dir, ignore_errors=True)
 
     def run_many(self, programs: Sequence[str], workers: int | None = None) -> list[RunResult]:
-        """Run programs in parallel (threads waiting on subprocesses), results in input order."""
-        workers = workers or max(1, min(len(programs), os.cpu_count() or 1))
+        """Run programs in parallel (threads waiting on subprocesses), results in input order.
+
+        The default is four workers per core: a short program's run is mostly waiting on process and namespace
+        start-up, so more runs in flight than cores is faster (measured on 2 cores: 64 programs in 2.6 s with 2
+        workers, 1.0 s with 8).
+        """
+        workers = workers or max(1, min(len(programs), 4 * (os.cpu_count() or 1)))
         if workers == 1 or len(programs) <= 1:
             return [self.run(p) for p in programs]
         with ThreadPoolExecutor(max_workers=workers) as pool:
