@@ -208,7 +208,10 @@ class Sandbox:
                 os.chown(workdir, uid, uid)
                 os.chown(workdir / "program.py", uid, uid)
             script = str(workdir / "program.py") if self.backend == "rlimit" else "program.py"
-            cmd = self._limit_prefix(uid) + self._command(workdir, script)
+            # setpriv drops to the run's uid after the fork, so Popen needs no user/group and can use vfork:
+            # forking a training process of a few GB (page tables) would cost more than the run itself.
+            drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"] if uid is not None else []
+            cmd = self._limit_prefix(uid) + drop + self._command(workdir, script)
             env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "PYTHONDONTWRITEBYTECODE": "1",
                    marker.split("=")[0]: marker.split("=")[1]}  # fmt: skip
             with (
@@ -227,9 +230,6 @@ class Sandbox:
                         cwd=workdir,
                         env=env,
                         start_new_session=True,
-                        user=uid,
-                        group=uid,
-                        extra_groups=[] if uid is not None else None,
                     )
                 except OSError as exc:
                     return RunResult(None, "", "", False, 0.0, error=f"could not start the sandbox: {exc}")
