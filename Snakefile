@@ -43,3 +43,7 @@ rule all:
         f"{RESULTS}/figures/fig2_reward_curves.png",
         f"{RESULTS}/figures/fig3_grad_std_bias.png",
         f"{RESULTS}/figures/fig3_step_time.png",
+        # Every evaluation, listed here too: Snakemake does not remake a deleted intermediate file whose
+        # consumers are up to date, but it does remake the inputs of this target rule, so deleting one run's
+        # folder reruns exactly that run, its evaluations and what aggregates them.
+        sorted({path for table in TABLES for path in table_inputs(table)}),

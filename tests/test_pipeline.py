@@ -83,7 +83,7 @@ def test_the_smoke_config_builds_every_table_and_figure(smoke_run):
     for name in FIGURES:
         assert (tmp / "results" / "figures" / name).read_bytes()[:4] == b"\x89PNG", name
     table1 = (tmp / "results" / "table1.csv").read_text()
-    for row in ["base", "diffu-GRPO", "VRPO-OL", "BGPO (off-policy)", "BGPO"]:
+    for row in ["base (SFT)", "diffu-GRPO", "VRPO-OL", "BGPO (off-policy)", "BGPO"]:
         assert f"\n{row}," in table1, row
     header = (tmp / "results" / "runs.csv").read_text().splitlines()[0].split(",")
     assert {"method", "seed", "step", "benchmark", "metric", "value", "git_commit", "config_hash"} <= set(header)
@@ -93,8 +93,10 @@ def test_rerunning_is_a_no_op_and_deleting_one_run_reruns_only_its_branch(smoke_
     tmp, config = smoke_run
     assert planned_jobs(snakemake(tmp, config, "-n", "all")) == {}
 
-    (tmp / "work" / "runs" / "bgpo" / "arithmetic" / "nt2" / "seed0" / "summary.json").unlink()
-    jobs = planned_jobs(snakemake(tmp, config, "-n", "all"))
+    shutil.rmtree(tmp / "work" / "runs" / "bgpo" / "arithmetic" / "nt2" / "seed0")  # the run and its evaluations
+    result = snakemake(tmp, config, "-n", "all")
+    jobs = planned_jobs(result)
+    assert jobs, result.stdout[-3000:]
     assert jobs.get("train") == 1
     # The deleted run's evaluations (one per response length of Table 6) and what aggregates them; nothing
     # upstream (data, tokenizer, base) and no other run.

@@ -139,7 +139,7 @@ def run_dir(variant, task, nt, seed):
 
 
 def run_metrics(variant, task, nt, seed, bench, length):
-    return f"{WORK}/eval/runs/{variant}/{task}/nt{nt}/seed{seed}/{bench}/len{length}/metrics.csv"
+    return f"{WORK}/runs/{variant}/{task}/nt{nt}/seed{seed}/eval/{bench}/len{length}/metrics.csv"
 
 
 def base_metrics(task, bench, length):

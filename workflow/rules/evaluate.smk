@@ -27,7 +27,8 @@ rule evaluate_run:
     input:
         f"{WORK}/runs/{{variant}}/{{task}}/nt{{nt}}/seed{{seed}}/summary.json",
     output:
-        f"{WORK}/eval/runs/{{variant}}/{{task}}/nt{{nt}}/seed{{seed}}/{{bench}}/len{{length}}/metrics.csv",
+        # Inside the run's folder: deleting one run's folder reruns exactly that run and its evaluations.
+        f"{WORK}/runs/{{variant}}/{{task}}/nt{{nt}}/seed{{seed}}/eval/{{bench}}/len{{length}}/metrics.csv",
     log:
         f"{WORK}/logs/eval/runs/{{variant}}/{{task}}/nt{{nt}}/seed{{seed}}/{{bench}}/len{{length}}.log",
     threads: THREADS
@@ -38,7 +39,7 @@ rule evaluate_run:
         args=lambda w: _bench_args(w.bench, w.length),
         model=lambda w: f"{run_dir(w.variant, w.task, w.nt, w.seed)}/{config['train'].get('checkpoint', 'final')}",
         meta=lambda w: f"kind=rl method={w.variant} train_task={w.task} benchmark={w.bench} n_t={w.nt} seed={w.seed}",
-        out=lambda w: f"{WORK}/eval/runs/{w.variant}/{w.task}/nt{w.nt}/seed{w.seed}/{w.bench}/len{w.length}",
+        out=lambda w: f"{run_dir(w.variant, w.task, w.nt, w.seed)}/eval/{w.bench}/len{w.length}",
     conda:
         ENVFILE
     shell:
