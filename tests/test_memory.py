@@ -58,3 +58,18 @@ def test_bgpo_memory_is_flat_in_n_t_and_all_graphs_memory_is_not(model, gen):
     assert abs(bgpo[16] / bgpo[1] - 1) < 0.05, bgpo
     assert all_graphs[16] >= 10 * all_graphs[1], all_graphs
     assert bgpo[1] > 0
+
+
+def test_bench_chunks_memory_follows_k_and_targets_are_reported():
+    """BGPO's saved bytes grow with k (samples per pass), are flat in n_t at k = 1, and equal VRPO-OL's at
+    k = n_t of VRPO-OL; the speed targets come back as ratios (their values are for benchmarks, not tests)."""
+    from bgpo.bench import bench_chunks
+
+    frame, targets = bench_chunks(
+        n_t=4, chunks=(1, 2, 4), rounds=1, responses=2, prompt_length=4, length=8, block_length=8
+    )
+    saved = {(r.method, r.n_t, r.samples_per_chunk): r.peak_saved_bytes for r in frame.itertuples()}
+    assert saved[("bgpo", 4, 1)] < 1.05 * saved[("bgpo", 1, 1)]
+    assert saved[("bgpo", 4, 2)] > 1.8 * saved[("bgpo", 4, 1)]
+    assert abs(saved[("bgpo", 4, 4)] / saved[("vrpo_ol", 4, 4)] - 1) < 0.01
+    assert len(targets) == 3 and targets["value"].gt(0).all() and "met" in targets
