@@ -7,6 +7,8 @@ driver with ``no_sync``; a communication hook counts the all-reduces. Prints one
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -36,8 +38,10 @@ def main() -> None:
         method, ddp, batch, state, micro_batch_size=2, backward=acc.backward, no_sync=lambda: acc.no_sync(ddp)
     )
     grad = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
-    print(json.dumps({"rank": acc.process_index, "chunks": stats.chunks, "allreduce_calls": calls["n"],
-                      "grad_sum": grad.sum().item()}), flush=True)  # fmt: skip
+    record = json.dumps({"rank": acc.process_index, "chunks": stats.chunks, "allreduce_calls": calls["n"],
+                         "grad_sum": grad.sum().item()})  # fmt: skip
+    # One write of the line and its newline: both ranks share stdout, and a print's two writes can interleave.
+    os.write(sys.stdout.fileno(), (record + "\n").encode())
 
 
 if __name__ == "__main__":
