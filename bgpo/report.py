@@ -148,6 +148,16 @@ def _plt():
     return plt
 
 
+def _save(fig, out: Path) -> None:
+    """Lay out, write (creating folders) and close a figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150)
+    plt.close(fig)
+
+
 def reward_curves(logs: dict[tuple[str, str, str], Path], out: Path, window: int = 5) -> None:
     """Fig. 2: mean training reward vs step, one panel per task, one line per method (mean over seeds).
 
@@ -174,10 +184,7 @@ def reward_curves(logs: dict[tuple[str, str, str], Path], out: Path, window: int
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("training reward")
     axes[0][-1].legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def step_times(logs: dict[str, list[Path]], out_png: Path, out_csv: Path) -> pd.DataFrame:
@@ -204,9 +211,7 @@ def step_times(logs: dict[str, list[Path]], out_png: Path, out_csv: Path) -> pd.
     ax.set_ylabel("seconds per step")
     ax.set_title("average training step time")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=150)
-    plt.close(fig)
+    _save(fig, out_png)
     return table
 
 
@@ -228,10 +233,7 @@ def chunk_plot(frame: pd.DataFrame, out: Path) -> None:
     ax.set_ylabel("likelihood + backward (s)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150)
-    plt.close(fig)
+    _save(fig, out)
 
 
 def memory_plot(frame: pd.DataFrame, out: Path, column: str = "peak_saved_bytes") -> None:
@@ -248,7 +250,4 @@ def memory_plot(frame: pd.DataFrame, out: Path, column: str = "peak_saved_bytes"
     ax.set_ylabel(f"{column.replace('_', ' ')} (MiB)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150)
-    plt.close(fig)
+    _save(fig, out)
