@@ -15,6 +15,8 @@ bgpo bench sampler  decoding throughput of the block-wise sampler
 bgpo bench memory   peak memory and step time per method and n_t, a fresh process each (Fig. 1)
 bgpo bench chunks   BGPO's samples per pass k: memory vs time, and the speed targets
 bgpo report ...     runs.csv, tables beside the paper's numbers, reward curves, step times
+
+Commands joined by --then run in one process, one after another: bgpo train ... --then evaluate ...
 """
 
 from __future__ import annotations
@@ -581,16 +583,45 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+THEN = "--then"
+
+
+def split_commands(argv: Sequence[str]) -> list[list[str]]:
+    """Split ``cmd1 ... --then cmd2 ...`` into its commands; an empty command is an error."""
+    commands: list[list[str]] = [[]]
+    for arg in argv:
+        if arg == THEN:
+            commands.append([])
+        else:
+            commands[-1].append(arg)
+    if len(commands) > 1 and not all(commands):
+        raise SystemExit(
+            f"bgpo: error: {THEN} needs a command on both sides, e.g. 'bgpo train ... {THEN} evaluate ...'"
+        )
+    return commands
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``bgpo`` console command."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``bgpo`` console command.
+
+    Several commands can run in one process, one after the other, joined by ``--then`` (``bgpo train ...
+    --then evaluate ...``): on a small CPU job, importing torch and transformers costs more than the work, so
+    the default pipeline evaluates a model in the job that trains it. Every command is parsed before the
+    first runs, so a mistake in a later one costs nothing; the first command that fails stops the chain.
+    """
+    parser = build_parser()
+    commands = [parser.parse_args(command) for command in split_commands(sys.argv[1:] if argv is None else argv)]
     from .config import ConfigError
 
-    try:
-        return int(args.func(args) or 0)
-    except ConfigError as err:
-        print(f"bgpo: error: {err}", file=sys.stderr)
-        return 2
+    for args in commands:
+        try:
+            code = int(args.func(args) or 0)
+        except ConfigError as err:
+            print(f"bgpo: error: {err}", file=sys.stderr)
+            return 2
+        if code:
+            return code
+    return 0
 
 
 if __name__ == "__main__":

@@ -294,6 +294,8 @@ def load_run_settings(path: str | Path | None, overrides: Sequence[str] = ()) ->
 
     data: dict[str, Any] = {}
     if path is not None:
+        if not Path(path).is_file():
+            raise ConfigError(f"{path}: no such run config file")
         loaded = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: a run config is a mapping with sections model, data, method, train")

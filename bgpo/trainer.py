@@ -280,16 +280,27 @@ class Trainer:
         cfg, acc, method = self.settings.train, self.accelerator, self.method
         on_policy = len(batches) == 1 and method.updates_per_batch == 1
         start = time.perf_counter()
-        states = [
-            method.prepare(
-                self.model,
-                mb,
-                generators((cfg.seed, "prepare", step), rows, acc.device),
-                on_policy=on_policy,
-                reference=self.reference,
+        # Only the rows that will run are prepared: for most methods a response with A = 0 needs neither
+        # old values nor gradients. Each row has its own generator, so a row's draws do not depend on
+        # which other rows are prepared.
+        to_run = [self._rows_to_run(mb) for mb in batches]
+        states: list[dict[str, torch.Tensor] | None] = []
+        for mb, ids, rows in zip(batches, batch_rows, to_run, strict=True):
+            if rows is None:
+                states.append(None)
+                continue
+            whole = rows.numel() == mb.num_responses  # then keep the groups (wd1's weights need them)
+            states.append(
+                method.prepare(
+                    self.model,
+                    mb if whole else mb.select(rows),
+                    generators(
+                        (cfg.seed, "prepare", step), ids if whole else [ids[i] for i in rows.tolist()], acc.device
+                    ),
+                    on_policy=on_policy,
+                    reference=self.reference,
+                )
             )
-            for mb, rows in zip(batches, batch_rows, strict=True)
-        ]
         prepare_time = time.perf_counter() - start
         params = [p for p in self.model.parameters() if p.requires_grad]
         stats: dict[str, float] = {"prepare_time": prepare_time, "loss": 0.0, "grad_norm": 0.0, "chunks": 0}
@@ -297,16 +308,15 @@ class Trainer:
         optimizer_steps = 0
         with track_memory(exclude=params) as memory:
             for update in range(method.updates_per_batch):
-                for mb, state in zip(batches, states, strict=True):
-                    rows = self._rows_to_run(mb)
-                    if rows is None:  # every process has nothing to learn from: no step at all
+                for mb, rows, state in zip(batches, to_run, states, strict=True):
+                    if rows is None or state is None:  # no process has anything to learn from: no step
                         continue
                     start = time.perf_counter()
                     result = accumulate_gradients(
                         method,
                         self.model,
                         mb.select(rows),
-                        {k: v[rows] for k, v in state.items()},
+                        state,
                         normaliser=mb.num_responses,
                         micro_batch_size=cfg.micro_batch_size,
                         backward=acc.backward,

@@ -6,6 +6,8 @@ import csv
 import subprocess
 import sys
 
+import pytest
+
 from bgpo.cli import main
 
 
@@ -42,3 +44,31 @@ def test_console_help_lists_the_subcommands():
     out = subprocess.run([sys.executable, "-m", "bgpo.cli", "--help"], capture_output=True, text=True, check=True)
     for command in ("check", "methods", "model"):
         assert command in out.stdout
+
+
+def test_then_runs_commands_in_order_in_one_process(tmp_path, capsys):
+    model = tmp_path / "m"
+    assert main(["model", "build", "--preset", "nano", "--out", str(model), "--then", "model", "info", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert '"mask_token_id": 3' in out  # the second command read what the first wrote
+
+
+def test_then_parses_every_command_before_running_any(tmp_path, capsys):
+    model = tmp_path / "m"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["model", "build", "--preset", "nano", "--out", str(model), "--then", "model", "inf", str(model)])
+    assert exit_info.value.code == 2 and "invalid choice: 'inf'" in capsys.readouterr().err
+    assert not model.exists()  # the typo in the second command stopped the first from running
+
+
+def test_then_stops_at_the_first_failing_command(tmp_path, capsys):
+    missing = tmp_path / "absent.yaml"
+    code = main(["train", "--config", str(missing), "--then", "methods"])
+    captured = capsys.readouterr()
+    assert code == 2 and "no such run config file" in captured.err
+    assert "bgpo: {" not in captured.out  # `methods` did not run
+
+
+def test_then_needs_a_command_on_both_sides():
+    with pytest.raises(SystemExit, match="--then needs a command on both sides"):
+        main(["methods", "--then"])

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from bgpo.advantages import group_advantages
-from bgpo.methods import accumulate_gradients, get_method_class, method_names
+from bgpo.methods import accumulate_gradients, active_rows, get_method_class, method_names
+from bgpo.seeding import generators
 from bgpo.testing import perturbed, random_batch
 from bgpo.variants import load_variant, variant_names
 
@@ -105,3 +106,31 @@ def test_a_train_step_changes_every_trainable_parameter(variant, model):
         if p.requires_grad and torch.equal(p, old)
     ]
     assert not unchanged, f"{variant} left these parameters unchanged: {unchanged}"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_preparing_only_the_rows_that_run_changes_nothing(variant, model):
+    """The trainer prepares only the rows of ``active_rows`` (per-row generators): same state, same gradient."""
+    gen = torch.Generator().manual_seed(11)
+    batch = _batch(model, gen)
+    batch.advantages[4:] = 0.0  # a whole group without signal
+    old = perturbed(model, 0.01, gen)
+    method = load_variant(variant).build()
+    reference = perturbed(model, 0.01, gen) if method.needs_reference else None
+    rows = active_rows(method, batch)
+    if rows.numel() == batch.num_responses:
+        pytest.skip(f"{variant}: every response can change its loss, so the trainer prepares the whole batch")
+    full = method.prepare(old, batch, generators((0, "prepare"), range(8)), on_policy=False, reference=reference)
+    part = method.prepare(
+        old, batch.select(rows), generators((0, "prepare"), rows.tolist()), on_policy=False, reference=reference
+    )
+    assert full.keys() == part.keys()
+    for key in full:
+        torch.testing.assert_close(part[key], full[key][rows], rtol=1e-12, atol=1e-12, msg=key)
+    grads = []
+    for state in ({k: v[rows] for k, v in full.items()}, part):
+        model.zero_grad(set_to_none=True)
+        accumulate_gradients(method, model, batch.select(rows), state, normaliser=8)
+        grads.append([p.grad.clone() for p in model.parameters()])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

@@ -104,6 +104,16 @@ def test_rerunning_is_a_no_op_and_deleting_one_run_reruns_only_its_branch(smoke_
     assert 1 <= jobs.get("evaluate_run", 0) <= 2
 
 
+def test_own_benchmarks_are_evaluated_in_the_training_jobs_or_in_separate_ones(tmp_path):
+    table1 = str(tmp_path / "results" / "table1.csv")
+    together = planned_jobs(snakemake(tmp_path, smoke_config(tmp_path), "-n", table1))
+    apart = planned_jobs(snakemake(tmp_path, smoke_config(tmp_path, evaluate={"in_training_job": False}), "-n", table1))
+    # Table 1 of the smoke config: a base and 4 methods × 1 task × 1 seed, each evaluated on 1 benchmark.
+    assert together["train"] == apart["train"] == 4 and together["base"] == apart["base"] == 1
+    assert "evaluate_run" not in together and "evaluate_base" not in together
+    assert apart["evaluate_run"] == 4 and apart["evaluate_base"] == 1
+
+
 def test_lint_is_clean(tmp_path):
     result = snakemake(tmp_path, smoke_config(tmp_path), "--lint", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -116,6 +126,22 @@ def test_lint_is_clean(tmp_path):
         ({"trian": {}}, ["trian", "did you mean 'train'"]),
         ({"methods": ["bgpo", "vrpo-ol"]}, ["vrpo-ol", "vrpo_ol"]),
         ({"train": {"steps": "ten"}}, ["steps", "ten"]),
+        (
+            {
+                "tasks": {
+                    "arithmetic": {
+                        "tasks": ["gen_arithmetic"],
+                        "benchmarks": ["arithmetic"],
+                        "response_length": 8,
+                        "block_length": 8,
+                        "rollout_steps": 4,
+                        "sft": {"stpes": 9},
+                    }
+                }
+            },
+            ["config.tasks.arithmetic.sft", "stpes", "did you mean 'steps'"],
+        ),
+        ({"launch": "accelerate launch -m bgpo.cli"}, ["in_training_job", "launch: bgpo"]),
     ],
 )
 def test_a_config_mistake_fails_at_once_naming_the_key(tmp_path, change, expected):

@@ -110,7 +110,9 @@ class Method(ABC):
 
         Args:
             policy: the model at θ_old.
-            batch: the mini-batch (whole groups of G responses).
+            batch: the responses the update will use: the mini-batch (whole groups of G responses), or for a
+                method with :attr:`zero_advantage_is_zero_loss` only its rows with A ≠ 0 (``group_size`` is
+                then ``None``), so a quantity over the whole mini-batch must not be computed here.
             generator: the only source of randomness: one generator, or one per response (the trainer's
                 choice, so that a response's draws do not depend on how the batch is split across processes).
             on_policy: the caller promises exactly one optimiser step on this batch, so old values equal

@@ -16,8 +16,11 @@ def _suggest(name, valid):
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def check_keys(data, schema, where="config"):
+def check_keys(data, schema, where="config", defs=None):
     """Unknown keys in closed sections: name the key, a suggestion and the valid keys."""
+    defs = schema.get("$defs", {}) if defs is None else defs
+    if isinstance(schema, dict) and schema.get("$ref", "").startswith("#/$defs/"):
+        schema = defs[schema["$ref"].removeprefix("#/$defs/")]
     if not isinstance(data, dict) or not isinstance(schema, dict):
         return
     props = schema.get("properties", {})
@@ -29,9 +32,9 @@ def check_keys(data, schema, where="config"):
                 )
     for key, value in data.items():
         if key in props:
-            check_keys(value, props[key], f"{where}.{key}")
+            check_keys(value, props[key], f"{where}.{key}", defs)
         elif isinstance(schema.get("additionalProperties"), dict):
-            check_keys(value, schema["additionalProperties"], f"{where}.{key}")
+            check_keys(value, schema["additionalProperties"], f"{where}.{key}", defs)
 
 
 def _check_config():
@@ -68,6 +71,9 @@ def _check_config():
             if variant is not None and variant not in variants:
                 raise ValueError(f"config.tables.{name}: unknown method variant {variant!r}"
                                  f"{_suggest(variant, variants)}")
+    if config.get("evaluate", {}).get("in_training_job") and config.get("launch", "bgpo") != "bgpo":
+        raise ValueError(f"config.evaluate.in_training_job: needs launch: bgpo (one process), not "
+                         f"{config['launch']!r}; a multi-process launch evaluates in separate jobs (set it to false)")
     if config["model"]["source"] == "hub" and not config["model"].get("path"):
         raise ValueError("config.model.path: set a hub id or directory when model.source is hub")
 
@@ -77,6 +83,8 @@ _check_config()
 WORK = config["work"]
 RESULTS = config["results"]
 THREADS = int(config.get("threads", 1))
+# Own benchmarks evaluated in the job that trains the model (see config.evaluate.in_training_job).
+IN_JOB = bool(config.get("evaluate", {}).get("in_training_job", False))
 if config.get("offline", True):
     for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         os.environ[_var] = "1"
@@ -138,12 +146,42 @@ def run_dir(variant, task, nt, seed):
     return f"{WORK}/runs/{variant}/{task}/nt{nt}/seed{seed}"
 
 
+def is_own(task, bench, length):
+    """Whether (bench, length) is one of the evaluations of a training task's own benchmarks."""
+    return bench in config["tasks"][task]["benchmarks"] and int(length) == bench_length(bench)
+
+
+def own_eval(folder):
+    """The own-benchmark evaluations a training (or base) job writes when IN_JOB: one CSV for all of them."""
+    return f"{folder}/own/metrics.csv"
+
+
 def run_metrics(variant, task, nt, seed, bench, length):
+    if IN_JOB and is_own(task, bench, length):
+        return own_eval(f"{run_dir(variant, task, nt, seed)}/eval")
     return f"{WORK}/runs/{variant}/{task}/nt{nt}/seed{seed}/eval/{bench}/len{length}/metrics.csv"
 
 
+def base_in_job():
+    return IN_JOB and config["model"]["source"] == "sft"
+
+
 def base_metrics(task, bench, length):
+    if base_in_job() and is_own(task, bench, length):
+        return own_eval(f"{WORK}/eval/base/{task}")
     return f"{WORK}/eval/base/{task}/{bench}/len{length}/metrics.csv"
+
+
+def then_evaluate(model, task, out, meta):
+    """``--then`` commands evaluating ``model`` on ``task``'s own benchmarks into ``own_eval(out)``."""
+    parts, files = [], []
+    for bench in config["tasks"][task]["benchmarks"]:
+        folder = f"{out}/own/{bench}"
+        parts.append(f"--then evaluate --model {model} {_bench_args(bench, bench_length(bench))} "
+                     f"--out-dir {folder} --meta {meta} benchmark={bench}")
+        files.append(f"{folder}/metrics.csv")
+    parts.append(f"--then report concat --inputs {' '.join(files)} --out {own_eval(out)}")
+    return " ".join(parts)
 
 
 def bench_length(bench):
@@ -155,13 +193,18 @@ def table1_runs():
     return [(v, t, n_t(v, t), s) for v in config["methods"] for t in TASKS for s in config["seeds"]]
 
 
+def unique(paths):
+    """Paths without repeats, in order (a job's own-benchmark CSV holds several benchmarks)."""
+    return list(dict.fromkeys(paths))
+
+
 def own_metrics(runs):
     """Evaluation files of runs on their own tasks' benchmarks at the benchmarks' lengths."""
-    return [run_metrics(v, t, n, s, b, bench_length(b)) for v, t, n, s in runs for b in config["tasks"][t]["benchmarks"]]
+    return unique(run_metrics(v, t, n, s, b, bench_length(b)) for v, t, n, s in runs for b in config["tasks"][t]["benchmarks"])
 
 
 def base_own_metrics():
-    return [base_metrics(t, b, bench_length(b)) for t in TASKS for b in config["tasks"][t]["benchmarks"]]
+    return unique(base_metrics(t, b, bench_length(b)) for t in TASKS for b in config["tasks"][t]["benchmarks"])
 
 
 # ---- helpers of models.smk
@@ -246,6 +289,10 @@ def _own_benches():
 
 
 def table_inputs(name):
+    return unique(_table_inputs(name))
+
+
+def _table_inputs(name):
     seeds, tables = config["seeds"], config.get("tables", {})
     if name == "table1":
         return base_own_metrics() + own_metrics(table1_runs())

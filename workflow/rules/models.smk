@@ -44,6 +44,8 @@ rule base:
         rules.tokenizer.output,
     output:
         f"{WORK}/models/base/{{task}}/sft_summary.json",
+        # With evaluate.in_training_job, the base is evaluated on the task's own benchmarks by this job too.
+        *([own_eval(f"{WORK}/eval/base/{{task}}")] if base_in_job() else []),
     log:
         f"{WORK}/logs/base/{{task}}.log",
     threads: THREADS
@@ -59,10 +61,14 @@ rule base:
                 ("model_overrides", config["model"].get("overrides", {})),
                 ("dtype", config["model"].get("dtype", "float32")),
                 ("response_length", config["tasks"][w.task]["response_length"]),
-                *config.get("sft", {}).items(),
+                *{**config.get("sft", {}), **config["tasks"][w.task].get("sft", {})}.items(),
             ]
         ),
+        evaluate=lambda w: then_evaluate(
+            base_model(w.task), w.task, f"{WORK}/eval/base/{w.task}",
+            f"kind=base method=base train_task={w.task} n_t=0 seed=0",
+        ) if base_in_job() else "",
     conda:
         ENVFILE
     shell:
-        "{params.env} bgpo sft --set {params.settings} --output-dir {params.out} > {log} 2>&1"
+        "{params.env} bgpo sft --set {params.settings} --output-dir {params.out} {params.evaluate} > {log} 2>&1"

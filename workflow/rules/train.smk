@@ -7,6 +7,8 @@ rule train:
         lambda w: base_inputs(w.task),
     output:
         f"{WORK}/runs/{{variant}}/{{task}}/nt{{nt}}/seed{{seed}}/summary.json",
+        # With evaluate.in_training_job, the model's own benchmarks are evaluated by this job too.
+        *([own_eval(f"{WORK}/runs/{{variant}}/{{task}}/nt{{nt}}/seed{{seed}}/eval")] if IN_JOB else []),
     log:
         f"{WORK}/logs/train/{{variant}}/{{task}}/nt{{nt}}/seed{{seed}}.log",
     threads: THREADS
@@ -17,8 +19,14 @@ rule train:
         settings=train_overrides,
         launch=config.get("launch", "bgpo"),
         out=lambda w: run_dir(w.variant, w.task, w.nt, w.seed),
+        evaluate=lambda w: then_evaluate(
+            f"{run_dir(w.variant, w.task, w.nt, w.seed)}/{config['train'].get('checkpoint', 'final')}", w.task,
+            f"{run_dir(w.variant, w.task, w.nt, w.seed)}/eval",
+            f"kind=rl method={w.variant} train_task={w.task} n_t={w.nt} seed={w.seed}",
+        ) if IN_JOB else "",
     conda:
         ENVFILE
     shell:
         # --resume continues a run that was killed (its checkpoints are in the output folder).
-        "{params.env} {params.launch} train --set {params.settings} --output-dir {params.out} --resume > {log} 2>&1"
+        "{params.env} {params.launch} train --set {params.settings} --output-dir {params.out} --resume "
+        "{params.evaluate} > {log} 2>&1"
