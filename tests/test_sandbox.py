@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import tempfile
 import time
 
@@ -41,6 +42,19 @@ def _leftover_dirs():
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "bgpo-sandbox-*")))
 
 
+@pytest.fixture
+def private_tmp(monkeypatch):
+    """Work directories under a folder of this test's own, so other sandboxes on the machine do not show up.
+
+    Not pytest's ``tmp_path``: its parents are private to us, and the sandboxed program runs as another user.
+    """
+    root = tempfile.mkdtemp(prefix="bgpo-test-")
+    os.chmod(root, 0o711)  # the sandbox's user may pass through, not list
+    monkeypatch.setattr(tempfile, "tempdir", root)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def _processes_of_uids(uids):
     found = []
     for entry in os.scandir("/proc"):
@@ -62,7 +76,7 @@ def test_a_well_behaved_program_runs(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_hostile_programs_are_contained(backend):
+def test_hostile_programs_are_contained(backend, private_tmp):
     if os.path.exists(OUTSIDE):
         os.remove(OUTSIDE)
     before = _leftover_dirs()
@@ -101,7 +115,7 @@ def test_hostile_programs_are_contained(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_work_directory_is_writable_and_removed(backend):
+def test_work_directory_is_writable_and_removed(backend, private_tmp):
     sandbox = Sandbox(LIMITS, backend=backend)
     before = _leftover_dirs()
     result = sandbox.run("open('scratch.txt', 'w').write('ok')\nprint(open('scratch.txt').read())\n")
