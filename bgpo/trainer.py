@@ -283,24 +283,19 @@ class Trainer:
         # Only the rows that will run are prepared: for most methods a response with A = 0 needs neither
         # old values nor gradients. Each row has its own generator, so a row's draws do not depend on
         # which other rows are prepared.
-        to_run = [self._rows_to_run(mb) for mb in batches]
-        states: list[dict[str, torch.Tensor] | None] = []
-        for mb, ids, rows in zip(batches, batch_rows, to_run, strict=True):
-            if rows is None:
-                states.append(None)
+        prepared: list[tuple[torch.Tensor, dict[str, torch.Tensor]] | None] = []  # (rows, state) per mini-batch
+        for mb, ids in zip(batches, batch_rows, strict=True):
+            rows = self._rows_to_run(mb)
+            if rows is None:  # no process has anything to learn from: no step at all
+                prepared.append(None)
                 continue
-            whole = rows.numel() == mb.num_responses  # then keep the groups (wd1's weights need them)
-            states.append(
-                method.prepare(
-                    self.model,
-                    mb if whole else mb.select(rows),
-                    generators(
-                        (cfg.seed, "prepare", step), ids if whole else [ids[i] for i in rows.tolist()], acc.device
-                    ),
-                    on_policy=on_policy,
-                    reference=self.reference,
-                )
+            whole = rows.numel() == mb.num_responses  # then pass the mini-batch itself, with its groups
+            part = mb if whole else mb.select(rows)
+            seeds = generators(
+                (cfg.seed, "prepare", step), ids if whole else [ids[i] for i in rows.tolist()], acc.device
             )
+            state = method.prepare(self.model, part, seeds, on_policy=on_policy, reference=self.reference)
+            prepared.append((rows, state))
         prepare_time = time.perf_counter() - start
         params = [p for p in self.model.parameters() if p.requires_grad]
         stats: dict[str, float] = {"prepare_time": prepare_time, "loss": 0.0, "grad_norm": 0.0, "chunks": 0}
@@ -308,9 +303,10 @@ class Trainer:
         optimizer_steps = 0
         with track_memory(exclude=params) as memory:
             for update in range(method.updates_per_batch):
-                for mb, rows, state in zip(batches, to_run, states, strict=True):
-                    if rows is None or state is None:  # no process has anything to learn from: no step
+                for mb, item in zip(batches, prepared, strict=True):
+                    if item is None:
                         continue
+                    rows, state = item
                     start = time.perf_counter()
                     result = accumulate_gradients(
                         method,

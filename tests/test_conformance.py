@@ -33,13 +33,19 @@ def _batch(model, gen):
     return batch
 
 
-def _gradients(variant, model, seed):
-    """One off-policy update of ``variant`` from a fixed seed; returns the chunk losses and the gradients."""
-    gen = torch.Generator().manual_seed(seed)
+def _setup(variant, model, gen):
+    """A batch, an old policy near ``model``, the variant's method and its reference policy (if it needs one)."""
     batch = _batch(model, gen)
     old = perturbed(model, 0.01, gen)
     method = load_variant(variant).build()
     reference = perturbed(model, 0.01, gen) if method.needs_reference else None
+    return batch, old, method, reference
+
+
+def _gradients(variant, model, seed):
+    """One off-policy update of ``variant`` from a fixed seed; returns the chunk losses and the gradients."""
+    gen = torch.Generator().manual_seed(seed)
+    batch, old, method, reference = _setup(variant, model, gen)
     state = method.prepare(old, batch, gen, on_policy=False, reference=reference)
     losses = []
 
@@ -111,12 +117,8 @@ def test_a_train_step_changes_every_trainable_parameter(variant, model):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_preparing_only_the_rows_that_run_changes_nothing(variant, model):
     """The trainer prepares only the rows of ``active_rows`` (per-row generators): same state, same gradient."""
-    gen = torch.Generator().manual_seed(11)
-    batch = _batch(model, gen)
+    batch, old, method, reference = _setup(variant, model, torch.Generator().manual_seed(11))
     batch.advantages[4:] = 0.0  # a whole group without signal
-    old = perturbed(model, 0.01, gen)
-    method = load_variant(variant).build()
-    reference = perturbed(model, 0.01, gen) if method.needs_reference else None
     rows = active_rows(method, batch)
     if rows.numel() == batch.num_responses:
         pytest.skip(f"{variant}: every response can change its loss, so the trainer prepares the whole batch")

@@ -146,6 +146,20 @@ def run_dir(variant, task, nt, seed):
     return f"{WORK}/runs/{variant}/{task}/nt{nt}/seed{seed}"
 
 
+def run_model(w):
+    """The checkpoint of run ``w`` (wildcards variant, task, nt, seed) that evaluations read."""
+    return f"{run_dir(w.variant, w.task, w.nt, w.seed)}/{config['train'].get('checkpoint', 'final')}"
+
+
+def run_meta(w):
+    """``--meta`` columns of run ``w``'s evaluations (the benchmark is added per evaluation)."""
+    return f"kind=rl method={w.variant} train_task={w.task} n_t={w.nt} seed={w.seed}"
+
+
+def base_meta(task):
+    return f"kind=base method=base train_task={task} n_t=0 seed=0"
+
+
 def is_own(task, bench, length):
     """Whether (bench, length) is one of the evaluations of a training task's own benchmarks."""
     return bench in config["tasks"][task]["benchmarks"] and int(length) == bench_length(bench)
@@ -159,7 +173,7 @@ def own_eval(folder):
 def run_metrics(variant, task, nt, seed, bench, length):
     if IN_JOB and is_own(task, bench, length):
         return own_eval(f"{run_dir(variant, task, nt, seed)}/eval")
-    return f"{WORK}/runs/{variant}/{task}/nt{nt}/seed{seed}/eval/{bench}/len{length}/metrics.csv"
+    return f"{run_dir(variant, task, nt, seed)}/eval/{bench}/len{length}/metrics.csv"
 
 
 def base_in_job():

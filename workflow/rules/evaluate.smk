@@ -15,7 +15,7 @@ rule evaluate_base:
         env=ENV,
         args=lambda w: _bench_args(w.bench, w.length),
         model=lambda w: base_model(w.task),
-        meta=lambda w: f"kind=base method=base train_task={w.task} benchmark={w.bench} n_t=0 seed=0",
+        meta=lambda w: f"{base_meta(w.task)} benchmark={w.bench}",
         out=lambda w: f"{WORK}/eval/base/{w.task}/{w.bench}/len{w.length}",
     conda:
         ENVFILE
@@ -37,8 +37,8 @@ rule evaluate_run:
     params:
         env=ENV,
         args=lambda w: _bench_args(w.bench, w.length),
-        model=lambda w: f"{run_dir(w.variant, w.task, w.nt, w.seed)}/{config['train'].get('checkpoint', 'final')}",
-        meta=lambda w: f"kind=rl method={w.variant} train_task={w.task} benchmark={w.bench} n_t={w.nt} seed={w.seed}",
+        model=run_model,
+        meta=lambda w: f"{run_meta(w)} benchmark={w.bench}",
         out=lambda w: f"{run_dir(w.variant, w.task, w.nt, w.seed)}/eval/{w.bench}/len{w.length}",
     conda:
         ENVFILE

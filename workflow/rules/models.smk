@@ -65,8 +65,7 @@ rule base:
             ]
         ),
         evaluate=lambda w: then_evaluate(
-            base_model(w.task), w.task, f"{WORK}/eval/base/{w.task}",
-            f"kind=base method=base train_task={w.task} n_t=0 seed=0",
+            base_model(w.task), w.task, f"{WORK}/eval/base/{w.task}", base_meta(w.task)
         ) if base_in_job() else "",
     conda:
         ENVFILE

@@ -20,9 +20,7 @@ rule train:
         launch=config.get("launch", "bgpo"),
         out=lambda w: run_dir(w.variant, w.task, w.nt, w.seed),
         evaluate=lambda w: then_evaluate(
-            f"{run_dir(w.variant, w.task, w.nt, w.seed)}/{config['train'].get('checkpoint', 'final')}", w.task,
-            f"{run_dir(w.variant, w.task, w.nt, w.seed)}/eval",
-            f"kind=rl method={w.variant} train_task={w.task} n_t={w.nt} seed={w.seed}",
+            run_model(w), w.task, f"{run_dir(w.variant, w.task, w.nt, w.seed)}/eval", run_meta(w)
         ) if IN_JOB else "",
     conda:
         ENVFILE
