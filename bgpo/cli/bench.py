@@ -1,0 +1,176 @@
+"""``bgpo bench sampler|memory|chunks``: benchmarks that write CSVs (and plots)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from .common import Subparsers, json_option
+
+
+def add_parser(sub: Subparsers) -> None:
+    """Register ``bgpo bench`` and its benchmarks."""
+    bench = sub.add_parser("bench", help="benchmarks that write CSVs")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
+    _add_sampler(bench_sub)
+    _add_memory(bench_sub)
+    _add_chunks(bench_sub)
+
+
+def _add_sampler(sub: Subparsers) -> None:
+    sampler = sub.add_parser("sampler", help="decoding throughput over batch sizes and lengths")
+    sampler.add_argument("--model", help="model directory or hub id (default: random weights from --preset)")
+    sampler.add_argument("--preset", default="tiny")
+    sampler.add_argument("--device", default="cpu")
+    sampler.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    sampler.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
+    sampler.add_argument("--lengths", type=int, nargs="+", default=[32, 64])
+    sampler.add_argument("--block-length", type=int, default=32)
+    sampler.add_argument("--prompt-length", type=int, default=32)
+    sampler.add_argument("--steps-ratio", type=float, default=0.5, help="steps = length × ratio (d1: 0.5)")
+    sampler.add_argument("--threshold", type=float, default=0.9, help="confidence threshold of the fast mode")
+    sampler.add_argument("--repeats", type=int, default=2)
+    sampler.add_argument("--seed", type=int, default=0)
+    sampler.add_argument("--out", type=Path, default=Path("results/bench/sampler.csv"))
+    sampler.set_defaults(func=run_sampler)
+
+
+def _add_memory(sub: Subparsers) -> None:
+    mem = sub.add_parser("memory", help="peak memory and step time per method and n_t (Fig. 1)")
+    mem.add_argument("--methods", nargs="+", default=["vrpo_ol", "bgpo", "diffu_grpo"])
+    mem.add_argument("--n-t", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    mem.add_argument("--samples-per-chunk", type=int, nargs="+", default=[1], help="BGPO's k (issue 8)")
+    mem.add_argument("--model", help="model directory or hub id (default: random weights from --preset)")
+    mem.add_argument("--preset", default="nano")
+    mem.add_argument("--model-overrides", help='JSON LlamaConfig fields, e.g. {"num_hidden_layers": 2}')
+    mem.add_argument("--responses", type=int, default=16)
+    mem.add_argument("--prompt-length", type=int, default=32)
+    mem.add_argument("--length", type=int, default=64, help="response length")
+    mem.add_argument("--block-length", type=int, default=32)
+    mem.add_argument("--rollout-steps", type=int, help="decoding steps (default: the length)")
+    mem.add_argument("--micro-batch-size", type=int)
+    mem.add_argument("--optimizer", default="adamw", choices=["adamw", "none"])
+    mem.add_argument("--device", default="cpu")
+    mem.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float64"])
+    mem.add_argument("--seed", type=int, default=0)
+    mem.add_argument("--repeats", type=int, default=1, help="likelihood-and-backward runs per point (median time)")
+    mem.add_argument("--in-process", action="store_true", help="measure in this process (RSS is then cumulative)")
+    mem.add_argument("--out", type=Path, default=Path("results/bench/memory.csv"))
+    mem.add_argument("--plot", type=Path)
+    mem.set_defaults(func=run_memory)
+
+
+def _add_chunks(sub: Subparsers) -> None:
+    chk = sub.add_parser("chunks", help="BGPO's samples per pass k: memory vs time, and the speed targets")
+    chk.add_argument("--n-t", type=int, default=16)
+    chk.add_argument("--samples-per-chunk", type=int, nargs="+", default=[1, 2, 4, 8, 16], help="values of k")
+    chk.add_argument("--reference", default="vrpo_ol", help="the method BGPO at k = 4 is compared with")
+    chk.add_argument("--reference-n-t", type=int, default=4)
+    chk.add_argument("--rounds", type=int, default=5, help="timed rounds (each times every configuration once)")
+    chk.add_argument("--model", help="model directory or hub id (default: random weights from --preset)")
+    chk.add_argument("--preset", default="nano")
+    chk.add_argument("--model-overrides", help='JSON LlamaConfig fields, e.g. {"num_hidden_layers": 2}')
+    chk.add_argument("--responses", type=int, default=16)
+    chk.add_argument("--prompt-length", type=int, default=32)
+    chk.add_argument("--length", type=int, default=64, help="response length")
+    chk.add_argument("--block-length", type=int, default=32)
+    chk.add_argument("--micro-batch-size", type=int)
+    chk.add_argument("--device", default="cpu")
+    chk.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float64"])
+    chk.add_argument("--seed", type=int, default=0)
+    chk.add_argument("--out", type=Path, default=Path("results/bench/chunks.csv"))
+    chk.add_argument("--plot", type=Path)
+    chk.set_defaults(func=run_chunks)
+
+
+def run_sampler(args: argparse.Namespace) -> int:
+    """Decoding throughput of the exact and fast modes over batch sizes and lengths."""
+    import torch
+
+    from ..bench import bench_sampler, write_csv
+    from ..models import build_model, load_model
+    from ..testing import toy_tokenizer
+
+    dtype = getattr(torch, args.dtype)
+    if args.model:
+        model = load_model(args.model, dtype=dtype)
+    else:
+        model = build_model(args.preset, toy_tokenizer(), seed=args.seed, dtype=dtype, device=args.device)
+    model.to(args.device).eval()
+    frame = bench_sampler(
+        model,
+        batch_sizes=args.batch_sizes,
+        lengths=args.lengths,
+        block_length=args.block_length,
+        prompt_length=args.prompt_length,
+        steps_ratio=args.steps_ratio,
+        threshold=args.threshold,
+        repeats=args.repeats,
+        seed=args.seed,
+    )
+    write_csv(frame, args.out)
+    cols = ["mode", "batch", "gen_length", "steps", "seconds", "tokens_per_s", "sequences_per_s",
+            "agreement_with_exact"]  # fmt: skip
+    print(frame[cols].to_string(index=False, float_format="%.3f"))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def run_memory(args: argparse.Namespace) -> int:
+    """One training step per (method, n_t, k), each in a fresh process; CSV and plot."""
+    from ..bench import bench_memory, write_csv
+    from ..methods import get_method_class
+    from ..report import memory_plot
+
+    base = {
+        "preset": args.preset, "model_path": args.model, "responses": args.responses,
+        "prompt_length": args.prompt_length, "length": args.length, "block_length": args.block_length,
+        "rollout_steps": args.rollout_steps, "micro_batch_size": args.micro_batch_size, "optimizer": args.optimizer,
+        "device": args.device, "dtype": args.dtype, "seed": args.seed, "repeats": args.repeats,
+        "overrides": json_option(args.model_overrides, "--model-overrides") or None,
+    }  # fmt: skip
+    points = []
+    for method in args.methods:
+        fields = {f.name for f in dataclasses.fields(get_method_class(method).Config)}
+        sizes = args.n_t if "n_t" in fields else [1]  # one point for a method without MC samples
+        chunks = args.samples_per_chunk if "samples_per_chunk" in fields else [1]
+        points += [
+            {**base, "method": method, "n_t": n, "samples_per_chunk": k} for n in sizes for k in chunks if k <= n
+        ]
+    frame = bench_memory(points, fresh_process=not args.in_process)
+    write_csv(frame, args.out)
+    cols = ["method", "n_t", "samples_per_chunk", "peak_saved_bytes", "peak_rss_bytes", "cuda_peak_bytes",
+            "rollout_s", "prepare_s", "likelihood_backward_s", "optimiser_s"]  # fmt: skip
+    print(frame[cols].to_string(index=False))
+    print(f"wrote {args.out}")
+    if args.plot:
+        column = "cuda_peak_bytes" if frame["cuda_peak_bytes"].notna().all() else "peak_saved_bytes"
+        memory_plot(frame[frame.samples_per_chunk.isin([1]) | (frame.method != "bgpo")], args.plot, column)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def run_chunks(args: argparse.Namespace) -> int:
+    """BGPO's k against memory and time, beside the reference method; CSVs (and the plot)."""
+    from ..bench import bench_chunks, write_csv
+    from ..report import chunk_plot
+
+    frame, targets = bench_chunks(
+        n_t=args.n_t, chunks=args.samples_per_chunk, reference=(args.reference, args.reference_n_t),
+        rounds=args.rounds, preset=args.preset, model_path=args.model,
+        overrides=json_option(args.model_overrides, "--model-overrides") or None, responses=args.responses,
+        prompt_length=args.prompt_length, length=args.length, block_length=args.block_length,
+        micro_batch_size=args.micro_batch_size, device=args.device, dtype=args.dtype, seed=args.seed,
+    )  # fmt: skip
+    write_csv(frame, args.out)
+    targets_path = args.out.with_name(args.out.stem + "_targets.csv")
+    write_csv(targets, targets_path)
+    print(frame[["method", "n_t", "samples_per_chunk", "likelihood_backward_s", "peak_saved_bytes",
+                 "cuda_peak_bytes"]].to_string(index=False))  # fmt: skip
+    print(targets.to_string(index=False))
+    print(f"wrote {args.out} and {targets_path}")
+    if args.plot:
+        chunk_plot(frame, args.plot)
+        print(f"wrote {args.plot}")
+    return 0

@@ -1,0 +1,46 @@
+"""Helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+# The type of ``parser.add_subparsers()``: each command module adds its parser to it.
+Subparsers = argparse._SubParsersAction
+
+
+def cuda_available() -> bool:
+    """True if torch sees a CUDA device (the default device of evaluation commands)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return torch.cuda.is_available()
+
+
+def load_yaml(path: Path | None) -> dict[str, Any]:
+    """A YAML file of settings as a mapping (``{}`` for no file)."""
+    import yaml
+
+    from ..config import ConfigError
+
+    if path is None:
+        return {}
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings")
+    return data
+
+
+def json_option(text: str | None, flag: str) -> Any:
+    """Parse a JSON command-line option, naming the flag when the JSON is malformed."""
+    from ..config import ConfigError
+
+    if not text:
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{flag}: not valid JSON ({err.msg} at character {err.pos}): {text!r}") from None
