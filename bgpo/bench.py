@@ -22,6 +22,7 @@ import torch
 
 from .models import DiffusionLM
 from .sampler import SamplerConfig, generate
+from .testing import random_tokens
 
 
 def _time(fn, repeats: int, device: torch.device) -> tuple[float, object]:
@@ -75,7 +76,7 @@ def bench_sampler(
         blocks = length // block_length
         steps = max(blocks, round(length * steps_ratio / blocks) * blocks)
         for batch in batch_sizes:
-            prompts = torch.randint(5, model.vocab_size, (batch, prompt_length), generator=gen).to(device)
+            prompts = random_tokens(model, (batch, prompt_length), gen).to(device)
             modes = [("exact", None)] + ([("threshold", threshold)] if threshold is not None else [])
             reference = None
             for mode, thr in modes:
@@ -118,8 +119,17 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------- memory
-def _bench_model(preset: str, model_path: str | None, overrides: dict | None, device: str, dtype: str, seed: int):
+def _bench_model(
+    preset: str,
+    model_path: str | None,
+    overrides: dict | None,
+    device: str,
+    dtype: str,
+    seed: int,
+    gradient_checkpointing: bool = False,
+):
     """The model of a memory/speed point: a saved one, or random weights from ``preset``."""
+    from .adapters import enable_activation_checkpointing
     from .models import build_model, load_model
     from .testing import toy_tokenizer
 
@@ -129,6 +139,8 @@ def _bench_model(preset: str, model_path: str | None, overrides: dict | None, de
     else:
         with torch.device(device):
             model = build_model(preset, toy_tokenizer(), seed=seed, dtype=torch_dtype, **(overrides or {}))
+    if gradient_checkpointing:
+        enable_activation_checkpointing(model.backbone)
     return model.to(device).train()
 
 
@@ -172,7 +184,7 @@ def _random_rollout(model, responses, prompt_length, length, block_length, rollo
     from .batch import RolloutBatch
 
     gen = torch.Generator(device=device).manual_seed(seed)
-    prompts = torch.randint(5, model.vocab_size, (responses, prompt_length), generator=gen, device=device)
+    prompts = random_tokens(model, (responses, prompt_length), gen)
     sampler = SamplerConfig(gen_length=length, block_length=min(block_length, length), steps=rollout_steps or length,
                             temperature=1.0)  # fmt: skip
     _sync(device)
@@ -206,6 +218,7 @@ def memory_point(
     dtype: str = "float32",
     seed: int = 0,
     repeats: int = 1,
+    gradient_checkpointing: bool = False,
 ) -> dict:
     """One training step of ``method`` at ``n_t`` on random prompts: times and peak memory.
 
@@ -218,7 +231,7 @@ def memory_point(
     """
     import statistics
 
-    model = _bench_model(preset, model_path, overrides, device, dtype, seed)
+    model = _bench_model(preset, model_path, overrides, device, dtype, seed, gradient_checkpointing)
     algorithm, config = _bench_method(method, n_t, samples_per_chunk)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-6) if optimizer == "adamw" else None
@@ -255,6 +268,7 @@ def memory_point(
         "rss_scope": memory.rss_scope,
         "cuda_peak_bytes": cuda_peak,
         "optimizer": optimizer,
+        "gradient_checkpointing": gradient_checkpointing,
         "parameters": model.num_parameters(),
         "dtype": dtype,
         "device": device if not device.startswith("cuda") else torch.cuda.get_device_name(),

@@ -69,6 +69,21 @@ class _SavedCounter:
                 del self.live[key]
 
 
+def _storage(tensor: Tensor) -> torch.UntypedStorage | None:
+    """The storage behind ``tensor`` (a DTensor's local shard under FSDP2), or None if it has no valid one.
+
+    FSDP2 frees a gathered parameter's memory by resizing its storage to zero; such a storage has no data
+    pointer and holds nothing, so it is not counted.
+    """
+    local = tensor.to_local() if hasattr(tensor, "to_local") else tensor
+    try:
+        storage = local.untyped_storage()
+        storage.data_ptr()
+    except RuntimeError:
+        return None
+    return storage
+
+
 class _Packed:
     """What autograd stores instead of the tensor; its deletion marks the tensor as released."""
 
@@ -78,8 +93,8 @@ class _Packed:
         self.tensor = tensor
         self.counter = counter
         self.key = -1
-        storage = tensor.untyped_storage()
-        key = storage.data_ptr()
+        storage = _storage(tensor)
+        key = storage.data_ptr() if storage is not None else 0
         if key and key not in counter.excluded:
             self.key = key
             counter.add(key, storage.nbytes())
@@ -128,7 +143,7 @@ def track_memory(
         A :class:`MemoryReport`, filled in on exit.
     """
     report = MemoryReport()
-    counter = _SavedCounter({t.untyped_storage().data_ptr() for t in exclude})
+    counter = _SavedCounter({storage.data_ptr() for t in exclude if (storage := _storage(t)) is not None})
     use_cuda = torch.cuda.is_available()
     if use_cuda:
         torch.cuda.synchronize(cuda_device)

@@ -38,6 +38,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from . import adapters
 from .config import ConfigError, unknown_name_error
 
 # Special tokens of locally trained tokenizers.
@@ -294,15 +295,31 @@ def load_model(
         )
     if isinstance(dtype, str):
         dtype = _parse_dtype(dtype)
+    local = Path(name_or_path)
+    if local.is_dir() and not (local / "config.json").is_file():
+        raise ConfigError(f"{name_or_path} is not a model directory: it has no config.json")
     common: dict[str, Any] = {"trust_remote_code": trust_remote_code, "revision": revision}
-    config = AutoConfig.from_pretrained(name_or_path, **common)
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, **common)
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, **common)
+    except (ValueError, KeyError) as err:  # an unknown model_type, or remote code not trusted
+        raise ConfigError(f"cannot load the config of {name_or_path}: {err}") from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, **common)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot load the tokenizer of {name_or_path}: {err}") from None
+    adapters.complete_config(config)
     kwargs: dict[str, Any] = dict(common, config=config)
     if dtype is not None:
-        kwargs["dtype"] = dtype
+        kwargs.update(adapters.dtype_kwarg(dtype))
     if attn_implementation is not None:
         kwargs["attn_implementation"] = attn_implementation
-    backbone = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+    cls = adapters.remote_class(config, str(name_or_path), revision=revision) if trust_remote_code else None
+    if cls is not None:  # remote code (LLaDA and its derivatives): bridge what it lacks, then load it directly
+        adapters.patch_remote_class(cls)
+        backbone = cls.from_pretrained(name_or_path, **kwargs)
+    else:
+        backbone = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+    adapters.complete_config(backbone.config)
     if getattr(backbone.config, "is_causal", None) is True:
         raise ConfigError(
             f"{name_or_path} is a causal model (config.is_causal=True); a masked diffusion model needs "

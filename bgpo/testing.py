@@ -50,18 +50,16 @@ def random_batch(
 ) -> RolloutBatch:
     """A batch of random prompts (left-padded to different lengths) and random responses.
 
-    Token ids avoid the special tokens; advantages are standard normal unless given.
+    Token ids avoid the special tokens (:func:`ordinary_token_ids`); advantages are standard normal unless given.
     """
-    low = 5  # the toy tokenizer's special tokens are ids 0..4
-    high = model.vocab_size
     n, p, length = num_responses, prompt_length, response_length
-    prompt_ids = torch.randint(low, high, (n, p), generator=generator)
+    prompt_ids = random_tokens(model, (n, p), generator)
     prompt_mask = torch.ones(n, p, dtype=torch.bool)
     if left_pad:
         pads = torch.randint(0, max(p - 1, 1), (n,), generator=generator)
         prompt_mask = torch.arange(p)[None] >= pads[:, None]
         prompt_ids = prompt_ids.masked_fill(~prompt_mask, model.pad_token_id)
-    response_ids = torch.randint(low, high, (n, length), generator=generator)
+    response_ids = random_tokens(model, (n, length), generator)
     if advantages is None:
         advantages = torch.randn(n, generator=generator, dtype=torch.float64)
     return RolloutBatch(
@@ -73,6 +71,29 @@ def random_batch(
     )
 
 
+def ordinary_token_ids(model: DiffusionLM) -> torch.Tensor:
+    """The ids a random text may contain: the tokenizer's ids within the logits, minus every special token.
+
+    Special means the model's mask / EOS / EoT / pad ids, the tokenizer's special ids and its added tokens
+    (LLaDA's 269 tokens from 126080 on: ``<|mdm_mask|>``, role headers...); ids beyond the tokenizer (LLaDA's
+    embedding has 126464 rows for 126349 tokens) are excluded too.
+    """
+    tokenizer = model.tokenizer
+    size = min(len(tokenizer), model.vocab_size)
+    special = {model.mask_token_id, model.eos_token_id, model.pad_token_id, model.eot_token_id}
+    special |= set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
+    keep = torch.ones(size, dtype=torch.bool)
+    keep[[i for i in special if i is not None and 0 <= i < size]] = False
+    return keep.nonzero().squeeze(1)
+
+
+def random_tokens(model: DiffusionLM, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """Token ids drawn uniformly from :func:`ordinary_token_ids`, shape ``shape``."""
+    ids = ordinary_token_ids(model)
+    index = torch.randint(0, ids.numel(), shape, generator=generator, device=generator.device)
+    return ids.to(index.device)[index]
+
+
 def perturbed(model: DiffusionLM, scale: float, generator: torch.Generator) -> DiffusionLM:
     """A deep copy of ``model`` with Gaussian noise of standard deviation ``scale`` on every parameter."""
     other = copy.deepcopy(model)
@@ -80,3 +101,20 @@ def perturbed(model: DiffusionLM, scale: float, generator: torch.Generator) -> D
         for p in other.parameters():
             p.add_(torch.randn(p.shape, generator=generator, dtype=p.dtype) * scale)
     return other
+
+
+def rounding_tolerance(dtype: torch.dtype, reduction_length: int, ulps: float = 4.0) -> dict[str, float]:
+    """``atol``/``rtol`` for comparing two computations of the same value that may round differently.
+
+    Two code paths (other kernels, other memory layouts, other thread counts) that compute the same sums
+    in another order differ by rounding only: at most about ``reduction_length`` unit roundoffs of the
+    dtype per sum (the classic worst-case bound for summation). ``ulps`` is the slack on top. Use it
+    wherever exact equality is not guaranteed by construction, e.g. a model against its saved-and-reloaded
+    copy (mmapped tensors, other strides: BLAS may pick another kernel).
+
+    Returns:
+        keyword arguments for :func:`torch.testing.assert_close`.
+    """
+    eps = torch.finfo(dtype).eps
+    tol = ulps * eps * max(1, reduction_length)
+    return {"atol": tol, "rtol": tol}

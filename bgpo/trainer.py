@@ -38,8 +38,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from .adapters import enable_activation_checkpointing
 from .advantages import group_advantages
 from .batch import RolloutBatch
+from .distributed import configure_fsdp_wrapping, make_accelerator
 from .evaluation import decode_responses, encode_prompts, evaluate_task, stop_ids, task_metrics
 from .memory import track_memory
 from .methods import Method, accumulate_gradients, active_rows
@@ -99,14 +101,8 @@ class Trainer:
     """
 
     def __init__(self, settings: RunSettings, accelerator: Any = None) -> None:
-        from accelerate import Accelerator, DistributedDataParallelKwargs
-
         self.settings = settings
-        # Processes run different numbers of forward passes (their active rows differ), so DDP must not
-        # broadcast buffers on every forward: that is a collective call and would wait forever.
-        self.accelerator = accelerator or Accelerator(
-            cpu=not torch.cuda.is_available(), kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)]
-        )
+        self.accelerator = accelerator or make_accelerator()
         self.out = Path(settings.output_dir)
         acc, cfg = self.accelerator, settings.train
         self.world, self.rank = acc.num_processes, acc.process_index
@@ -128,7 +124,8 @@ class Trainer:
         if settings.model.lora is not None:
             model = _with_lora(model, settings)
         if settings.model.gradient_checkpointing:
-            model.backbone.gradient_checkpointing_enable()
+            enable_activation_checkpointing(model.backbone)
+        self.wrapped = configure_fsdp_wrapping(self.accelerator, model)  # the loaded model's own blocks (FSDP)
         self.reference = _frozen_copy(model) if self.method.needs_reference else None
         model.train()  # no dropout in these models; train() only matters for gradient checkpointing
 
@@ -321,7 +318,10 @@ class Trainer:
                     )
                     update_time += time.perf_counter() - start
                     start = time.perf_counter()
-                    norm = acc.clip_grad_norm_(params, cfg.grad_clip)
+                    # Read the parameters afresh: FSDP2 swaps the root's parameters between unsharded tensors
+                    # (after a no-grad forward, e.g. prepare) and sharded DTensors (after backward).
+                    trainable = [p for p in self.model.parameters() if p.requires_grad]
+                    norm = acc.clip_grad_norm_(trainable, cfg.grad_clip)
                     self.optimizer.step()
                     self.scheduler.step()
                     self.optimizer.zero_grad(set_to_none=True)
@@ -502,7 +502,14 @@ class Trainer:
         bar.close()
         self._save_model(self.out / "final", {"step": self.step})
         if self.is_main:
-            summary = {"steps": self.step, "best": self.best, "config_hash": self.settings.digest()}
+            summary = {
+                "steps": self.step,
+                "best": self.best,
+                "config_hash": self.settings.digest(),
+                "distributed_type": str(self.accelerator.distributed_type).removeprefix("DistributedType."),
+                "processes": self.world,
+                "fsdp_wrapped": self.wrapped,
+            }
             (self.out / "summary.json").write_text(json.dumps(summary))
         self.accelerator.wait_for_everyone()
         return {"steps": self.step, "best": self.best}

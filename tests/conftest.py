@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 # Nothing in the tests needs the hub; an accidental call would hang for tens of seconds.
 for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
@@ -31,3 +34,27 @@ def model(tokenizer):
 def gen():
     """A seeded CPU generator."""
     return torch.Generator().manual_seed(1234)
+
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+LLADA_BUILDER = SHARED / "models" / "llada" / "make_tiny_llada.py"
+
+
+def build_tiny_llada(out: Path, dtype: str) -> Path:
+    """Write the tiny random LLaDA checkpoint (LLaDA-8B-Instruct's own remote code) to ``out``."""
+    if not LLADA_BUILDER.is_file():
+        pytest.skip(f"{LLADA_BUILDER} is absent: the LLaDA remote-code fixture lives in ../shared/models/llada")
+    subprocess.run([sys.executable, str(LLADA_BUILDER), str(out), "--dtype", dtype], check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_llada(tmp_path_factory) -> Path:
+    """A tiny random-weight LLaDA checkpoint in float32 that loads through LLaDA's own remote code."""
+    return build_tiny_llada(tmp_path_factory.mktemp("llada") / "fp32", "float32")
+
+
+@pytest.fixture(scope="session")
+def tiny_llada_bf16(tmp_path_factory) -> Path:
+    """The same checkpoint in bfloat16, as the hub's LLaDA-8B-Instruct is stored."""
+    return build_tiny_llada(tmp_path_factory.mktemp("llada") / "bf16", "bfloat16")

@@ -33,6 +33,7 @@ def test_masks_are_reproducible_from_the_generator(scheme):
     a = draw_masks(counted, 5, scheme, torch.Generator().manual_seed(7))
     b = draw_masks(counted, 5, scheme, torch.Generator().manual_seed(7))
     c = draw_masks(counted, 5, scheme, torch.Generator().manual_seed(8))
+    # Exact by construction: integer draws from equal generators, the same arithmetic on them.
     assert torch.equal(a.mask, b.mask) and torch.equal(a.t, b.t)
     assert not torch.equal(a.mask, c.mask)
 
@@ -44,6 +45,7 @@ def test_stratified_counts_are_spread_and_each_marginal_uniform(gen):
     draw = draw_masks(counted, n_t, "stratified", gen)
     counts = draw.mask.sum(-1)  # (n_t, N)
     lengths = counted.sum(-1).double()
+    # Exact: t is defined as this very quotient of two integers (one IEEE division, correctly rounded).
     torch.testing.assert_close(draw.t, counts.double() / lengths, atol=0, rtol=0)
     for rows, size in ((slice(0, 10000), 6), (slice(10000, None), 4)):
         for j in range(n_t):
@@ -75,7 +77,7 @@ def test_masked_inputs_keep_the_prompt(model, gen):
     response = ids[:, :, p:]
     assert (response[draw.mask] == model.mask_token_id).all()
     assert (response[~draw.mask] == batch.response_ids.expand(3, -1, -1)[~draw.mask]).all()
-    assert torch.equal(attn.view(3, batch.num_responses, -1)[0, :, :p], batch.prompt_mask)
+    assert torch.equal(attn.view(3, batch.num_responses, -1)[0, :, :p], batch.prompt_mask)  # copied booleans
 
 
 def _manual_elbo(model, batch, mask, t, normalise):

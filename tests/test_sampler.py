@@ -39,7 +39,7 @@ def test_no_mask_left_prompt_unchanged_and_schedule_followed(model, gen, tempera
     cfg = SamplerConfig(gen_length=12, block_length=4, steps=6, temperature=temperature, remasking=remasking)
     out = _run(model, prompts, mask, cfg, return_commit_steps=True)
     assert not (out.responses == model.mask_token_id).any()
-    assert torch.equal(out.sequences[:, :6], prompts)
+    assert torch.equal(out.sequences[:, :6], prompts)  # token ids: the prompt is copied, never written
     # Each block has 4 masks over 2 steps: 2 commits per step, and each block's commits in its own steps.
     for step in range(6):
         assert ((out.commit_step == step).sum(-1) == 2).all()
@@ -53,13 +53,14 @@ def test_greedy_is_deterministic_whatever_the_seed(model, gen):
     cfg = SamplerConfig(gen_length=8, block_length=4, steps=4, temperature=0.0)
     a = _run(model, prompts, mask, cfg, seed=1).responses
     b = _run(model, prompts, mask, cfg, seed=2).responses
-    assert torch.equal(a, b)
+    assert torch.equal(a, b)  # same computation in one process; at T = 0 the seed is never read
 
 
 def test_same_seed_same_output_other_seed_other_output(model, gen):
     prompts, mask = _prompts(model, gen)
     cfg = SamplerConfig(gen_length=8, block_length=4, steps=4, temperature=1.0)
     a = _run(model, prompts, mask, cfg, seed=5).responses
+    # Exact by construction: the same computation on the same tensors, equal generators.
     assert torch.equal(a, _run(model, prompts, mask, cfg, seed=5).responses)
     assert not torch.equal(a, _run(model, prompts, mask, cfg, seed=6).responses)
 
@@ -76,6 +77,9 @@ def test_padded_batch_equals_each_prompt_alone(model, gen, temperature):
         alone = generate(
             model, prompts[i : i + 1, mask[i]], None, cfg, generator=[torch.Generator().manual_seed(10 + i)], **kw
         )
+        # Token ids, not floats: a row's logits in a batch of 4 and alone differ by rounding at most (other
+        # BLAS shapes, ~1e-15 in float64), far below the gaps between candidates' scores on this model, so
+        # the argmax (plus float64 Gumbel noise from the row's own generator) picks the same token.
         assert torch.equal(batch.responses[i], alone.responses[0])
         assert torch.equal(batch.commit_step[i], alone.commit_step[0])
 
@@ -138,6 +142,7 @@ def test_commit_order_matches_a_direct_implementation(temperature, remasking):
                         return_commit_steps=True)  # fmt: skip
         tokens, commit = _reference_llada(model, prompt, length, block, steps, temperature, remasking,
                                           torch.Generator().manual_seed(3))  # fmt: skip
+        # Exact: both read the same fixed logit table and draw from equal generators (no BLAS involved).
         assert torch.equal(ours.commit_step[0], commit), (block, steps)
         assert torch.equal(ours.responses[0], tokens), (block, steps)
 
@@ -181,7 +186,7 @@ def test_stop_at_eos_fills_with_eos_and_skips_work():
     early = generate(
         model, prompt, None, SamplerConfig(**base, stop_at_eos=True), mask_token_id=MASK, eos_token_ids=[EOS]
     )
-    assert torch.equal(early.responses[:, :3], exact.responses[:, :3])
+    assert torch.equal(early.responses[:, :3], exact.responses[:, :3])  # a fixed logit table: exact
     assert (early.responses[:, 3:] == EOS).all()
     assert early.forward_rows < exact.forward_rows
 
@@ -193,7 +198,8 @@ def test_threshold_decoding_fills_everything_in_fewer_passes(model, gen):
     assert not (fast.responses == model.mask_token_id).any()
     assert fast.forward_rows < exact.forward_rows  # every position clears the threshold: one pass a block
     one = _run(model, prompts, mask, SamplerConfig(gen_length=8, block_length=4, steps=8, threshold=1.0))
-    assert torch.equal(one.responses, exact.responses)  # nothing reaches 1.0: one token per step, as the schedule
+    # Same model, same inputs, same schedule (nothing reaches 1.0: one token per step): the same computation.
+    assert torch.equal(one.responses, exact.responses)
 
 
 def test_bad_settings_say_what_to_change():

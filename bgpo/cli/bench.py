@@ -55,6 +55,13 @@ def _add_memory(sub: Subparsers) -> None:
     mem.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float64"])
     mem.add_argument("--seed", type=int, default=0)
     mem.add_argument("--repeats", type=int, default=1, help="likelihood-and-backward runs per point (median time)")
+    mem.add_argument(
+        "--gradient-checkpointing",
+        nargs="+",
+        default=["off"],
+        choices=["off", "on"],
+        help="activation checkpointing; 'off on' measures both (memory saved for backward with and without)",
+    )
     mem.add_argument("--in-process", action="store_true", help="measure in this process (RSS is then cumulative)")
     mem.add_argument("--out", type=Path, default=Path("results/bench/memory.csv"))
     mem.add_argument("--plot", type=Path)
@@ -136,17 +143,22 @@ def run_memory(args: argparse.Namespace) -> int:
         sizes = args.n_t if "n_t" in fields else [1]  # one point for a method without MC samples
         chunks = args.samples_per_chunk if "samples_per_chunk" in fields else [1]
         points += [
-            {**base, "method": method, "n_t": n, "samples_per_chunk": k} for n in sizes for k in chunks if k <= n
+            {**base, "method": method, "n_t": n, "samples_per_chunk": k, "gradient_checkpointing": ckpt == "on"}
+            for ckpt in args.gradient_checkpointing
+            for n in sizes
+            for k in chunks
+            if k <= n
         ]
     frame = bench_memory(points, fresh_process=not args.in_process)
     write_csv(frame, args.out)
-    cols = ["method", "n_t", "samples_per_chunk", "peak_saved_bytes", "peak_rss_bytes", "cuda_peak_bytes",
-            "rollout_s", "prepare_s", "likelihood_backward_s", "optimiser_s"]  # fmt: skip
+    cols = ["method", "n_t", "samples_per_chunk", "gradient_checkpointing", "peak_saved_bytes", "peak_rss_bytes",
+            "cuda_peak_bytes", "rollout_s", "prepare_s", "likelihood_backward_s", "optimiser_s"]  # fmt: skip
     print(frame[cols].to_string(index=False))
     print(f"wrote {args.out}")
     if args.plot:
         column = "cuda_peak_bytes" if frame["cuda_peak_bytes"].notna().all() else "peak_saved_bytes"
-        memory_plot(frame[frame.samples_per_chunk.isin([1]) | (frame.method != "bgpo")], args.plot, column)
+        plotted = frame[(frame.samples_per_chunk.isin([1]) | (frame.method != "bgpo")) & ~frame.gradient_checkpointing]
+        memory_plot(plotted if len(plotted) else frame, args.plot, column)
         print(f"wrote {args.plot}")
     return 0
 
