@@ -13,7 +13,8 @@ gap it closes:
   class that overrides it without those parameters gets a wrapper that accepts and ignores them.
 * ``config.use_cache``: transformers ≥ 5 no longer puts ``use_cache`` on every config, but LLaDA's
   ``forward`` reads it; set to ``False`` (a dLLM re-reads the whole sequence at every step).
-* the dtype keyword of ``from_pretrained``: ``dtype=`` from transformers 4.56, ``torch_dtype=`` before.
+* the dtype keyword of ``from_pretrained``: ``dtype=`` from transformers 4.56, ``torch_dtype=`` before;
+  and whether ``logits_to_keep`` may be a per-row boolean mask (:data:`MASK_LOGITS_TO_KEEP`).
 
 It also answers capability questions the trainer asks of any model:
 
@@ -35,6 +36,7 @@ from typing import Any
 
 import torch
 import transformers
+import transformers.modeling_utils
 from torch import nn
 
 from .config import ConfigError
@@ -52,6 +54,10 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 
 TRANSFORMERS_VERSION = _version_tuple(transformers.__version__)
+# Hugging Face models take a 2-D boolean ``logits_to_keep`` (positions differing per row) only where
+# transformers has ``slice_logits_to_keep``; before, such a mask breaks their indexing, so the LM head then
+# runs on every position and the selection happens afterwards (bgpo.models.DiffusionLM.forward).
+MASK_LOGITS_TO_KEEP = hasattr(transformers.modeling_utils, "slice_logits_to_keep")
 
 
 def dtype_kwarg(dtype: torch.dtype) -> dict[str, torch.dtype]:

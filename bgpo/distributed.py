@@ -83,4 +83,29 @@ def configure_fsdp_wrapping(accelerator: Any, model: nn.Module) -> list[str] | N
     return names
 
 
-__all__ = ["configure_fsdp_wrapping", "fsdp_requested", "make_accelerator"]
+def check_deepspeed_config(ds_config: dict[str, Any], grad_clip: float) -> None:
+    """Validate a DeepSpeed config against what the trainer does (run before training; DeepSpeed is untested here).
+
+    The trainer marks the accumulation boundary itself (the last loss chunk of an optimiser step), so DeepSpeed
+    must not accumulate on its own, and DeepSpeed clips gradients itself, so its clipping must be the run's.
+
+    Raises:
+        ConfigError: naming the setting and the value it must have.
+    """
+    from .config import ConfigError
+
+    accumulation = ds_config.get("gradient_accumulation_steps", 1)
+    if accumulation not in (1, "auto"):
+        raise ConfigError(
+            f"deepspeed_config.gradient_accumulation_steps is {accumulation}; it must be 1 (the trainer accumulates "
+            "loss chunks itself and marks DeepSpeed's accumulation boundary)"
+        )
+    clipping = ds_config.get("gradient_clipping", "auto")
+    if clipping != "auto" and float(clipping) != float(grad_clip):
+        raise ConfigError(
+            f"deepspeed_config.gradient_clipping is {clipping} but train.grad_clip is {grad_clip}: DeepSpeed clips "
+            "in place of the trainer, so set them equal"
+        )
+
+
+__all__ = ["check_deepspeed_config", "configure_fsdp_wrapping", "fsdp_requested", "make_accelerator"]

@@ -158,7 +158,8 @@ class DiffusionLM(nn.Module):
         if self._takes_use_cache:
             kwargs["use_cache"] = False
         selective = isinstance(logits_to_keep, Tensor) or logits_to_keep != 0
-        if selective and self._takes_logits_to_keep:
+        per_row_mask = isinstance(logits_to_keep, Tensor) and logits_to_keep.dim() == 2
+        if selective and self._takes_logits_to_keep and (adapters.MASK_LOGITS_TO_KEEP or not per_row_mask):
             kwargs["logits_to_keep"] = logits_to_keep
             return self.backbone(**kwargs).logits
         logits = self.backbone(**kwargs).logits

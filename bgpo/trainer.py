@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 from .adapters import enable_activation_checkpointing
 from .advantages import group_advantages
 from .batch import RolloutBatch
-from .distributed import configure_fsdp_wrapping, make_accelerator
+from .distributed import check_deepspeed_config, configure_fsdp_wrapping, make_accelerator
 from .evaluation import decode_responses, encode_prompts, evaluate_task, stop_ids, task_metrics
 from .memory import track_memory
 from .methods import Method, accumulate_gradients, active_rows
@@ -126,6 +126,8 @@ class Trainer:
         if settings.model.gradient_checkpointing:
             enable_activation_checkpointing(model.backbone)
         self.wrapped = configure_fsdp_wrapping(self.accelerator, model)  # the loaded model's own blocks (FSDP)
+        if acc.distributed_type == DistributedType.DEEPSPEED:
+            check_deepspeed_config(acc.state.deepspeed_plugin.deepspeed_config, cfg.grad_clip)
         self.reference = _frozen_copy(model) if self.method.needs_reference else None
         model.train()  # no dropout in these models; train() only matters for gradient checkpointing
 

@@ -269,3 +269,17 @@ def test_the_paper_config_runs_on_the_fixture(launcher, tiny_llada_bf16, tmp_pat
     assert [json.loads(x)["step"] for x in (out / "log.jsonl").read_text().splitlines()] == [1, 2]
     reloaded = load_model(out / "final")  # saved with LLaDA's remote code beside it
     assert type(reloaded.backbone).__name__ == "LLaDAModelLM"
+
+
+def test_the_deepspeed_config_is_checked_against_the_trainer():
+    import yaml as _yaml
+
+    from bgpo.distributed import check_deepspeed_config
+
+    shipped = _yaml.safe_load((ROOT / "configs/accelerate/deepspeed_zero3_8gpu.yaml").read_text())["deepspeed_config"]
+    paper = _yaml.safe_load((ROOT / "configs/paper/train_math_bgpo.yaml").read_text())["train"]
+    check_deepspeed_config(shipped, paper["grad_clip"])  # the shipped pair agrees
+    with pytest.raises(ConfigError, match=r"gradient_clipping is 1\.0 but train\.grad_clip is 0\.5"):
+        check_deepspeed_config(shipped, 0.5)
+    with pytest.raises(ConfigError, match=r"gradient_accumulation_steps is 4; it must be 1"):
+        check_deepspeed_config({**shipped, "gradient_accumulation_steps": 4}, 1.0)

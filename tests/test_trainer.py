@@ -162,7 +162,8 @@ def test_two_processes_end_with_the_parameters_of_one(sft_model, tmp_path):
 def test_gradients_are_synchronised_once_per_optimiser_step():
     probe = Path(__file__).with_name("ddp_sync_probe.py")
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", free_port(), str(probe)],
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", free_port(),
+         str(probe)],
         env=ENV, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
