@@ -48,6 +48,7 @@ from .run_config import RunSettings, save_run_settings
 from .sampler import generate
 from .seeding import derive_seed, generators
 from .tasks import Example, Task, build_task, render_prompt
+from .tasks.code_exec import sandbox_backends
 from .variants import load_variant
 
 
@@ -502,7 +503,8 @@ class Trainer:
         bar.close()
         self._save_model(self.out / "final", {"step": self.step})
         if self.is_main:
-            summary = {"steps": self.step, "best": self.best, "config_hash": self.settings.digest()}
+            summary = {"steps": self.step, "best": self.best, "config_hash": self.settings.digest(),
+                       "sandbox": sandbox_backends({**self.train_tasks, **self.eval_tasks}.values())}  # fmt: skip
             (self.out / "summary.json").write_text(json.dumps(summary))
         self.accelerator.wait_for_everyone()
         return {"steps": self.step, "best": self.best}

@@ -18,8 +18,9 @@ import ast
 import functools
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..sandbox import RunResult, Sandbox, SandboxLimits, harness_source, resolve_backend
 from ..sandbox_harness import encode
@@ -133,6 +134,12 @@ class CodeRunner:
         if result.returncode != 0:
             return TestRun(False, "no-verdict", f"the harness ended with status {result.returncode}")
         return TestRun(True, "passed", "")
+
+
+def sandbox_backends(tasks: Iterable[Any]) -> dict[str, str]:
+    """The sandbox backend each code task among ``tasks`` grades with, by task name: ``bwrap``, or
+    ``rlimit-unsafe`` where the run opted in to it. What a run's metadata records."""
+    return {task.name: task.runner.backend for task in tasks if isinstance(getattr(task, "runner", None), CodeRunner)}
 
 
 @functools.lru_cache(maxsize=4096)
