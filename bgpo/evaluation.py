@@ -157,7 +157,8 @@ def write_results(
         for record in records:
             f.write(json.dumps(record) + "\n")
     settings = {k: v for k, v in asdict(config).items() if k in ("gen_length", "block_length", "steps", "temperature")}
-    settings.update({"sandbox": backend for backend in sandbox_backends([task]).values()})  # code tasks only
+    if task.name in (backends := sandbox_backends([task])):  # code tasks: the sandbox that graded them
+        settings["sandbox"] = backends[task.name]
     return [
         {"task": task.name, "split": split, "metric": name, "value": value, "n": len(records), **settings, **extra}
         for name, value in metrics.items()
