@@ -28,6 +28,7 @@ BACKENDS = [
     "rlimit-unsafe",
     pytest.param("bwrap", marks=pytest.mark.skipif(not bwrap_available(), reason="bubblewrap is not installed")),
 ]
+ANY = "auto" if bwrap_available() else "rlimit-unsafe"  # for tests that hold on either backend
 OUTSIDE = os.path.join(tempfile.gettempdir(), "escape-marker-of-the-sandbox-test")
 HOSTILE = {
     "infinite_loop": "while True:\n    pass\n",
@@ -353,7 +354,7 @@ def test_cheats_get_no_reward_and_leave_nothing_behind(backend, private_tmp):
 
 
 def test_graders_count_every_assert_and_run_the_checker_with_trusted_helpers():
-    runner = CodeRunner(LIMITS)
+    runner = CodeRunner(LIMITS, backend=ANY)
     # A test file that checks nothing is not a pass; a checker whose helper the program redefines still uses
     # its own (HumanEval/32 checks a root with the prompt's ``poly``).
     helper = "def poly(x):\n    return x - 3\n\n\nroot = __program__.get('root')\nassert abs(poly(root())) < 1e-9\n"
@@ -407,7 +408,7 @@ print(json.dumps({"passed": run.passed, "status": run.status, "detail": run.deta
 
 
 def test_uid_ranges_are_disjoint_between_sandboxes():
-    first, second = Sandbox(LIMITS), Sandbox(LIMITS)
+    first, second = Sandbox(LIMITS, backend=ANY), Sandbox(LIMITS, backend=ANY)
     if not first.as_root:
         pytest.skip("per-run uids are used only as root")
     assert first.uid_range and second.uid_range
