@@ -520,7 +520,10 @@ class _MemoryCgroups:
         except OSError:
             return None
         for line in lines:
-            _, controllers, path = line.split(":", 2)
+            parts = line.split(":", 2)
+            if len(parts) != 3:
+                continue
+            _, controllers, path = parts
             if "memory" in controllers.split(","):  # cgroup v1
                 base, files = Path("/sys/fs/cgroup/memory"), ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes")
             elif controllers == "" and Path("/sys/fs/cgroup/cgroup.controllers").is_file():  # cgroup v2
