@@ -5,7 +5,8 @@ left-padded batches decoded with LLaDA's block-wise sampler (greedy by default: 
 its first EOS/EoT and decoded, graded by the task, aggregated by the task's evaluate metric. Outputs:
 
 * ``<out_dir>/<task>.jsonl``: one line per example: id, prompt, completion, reward, correct, grade fields;
-* ``<out_dir>/metrics.csv``: tidy, one row per task × metric, with the decoding settings.
+* ``<out_dir>/metrics.csv``: tidy, one row per task × metric, with the decoding settings (and, for code tasks,
+  the ``sandbox`` backend that graded them).
 
 With temperature > 0 every example has its own generator seeded from (seed, index), so results do not depend
 on the batch size or the order of decoding.
@@ -28,6 +29,7 @@ from .metrics import compute_metric
 from .models import DiffusionLM
 from .sampler import SamplerConfig, generate
 from .tasks import Example, Grade, Task, render_prompt
+from .tasks.code_exec import sandbox_backends
 
 
 def encode_prompts(model: DiffusionLM, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -155,6 +157,8 @@ def write_results(
         for record in records:
             f.write(json.dumps(record) + "\n")
     settings = {k: v for k, v in asdict(config).items() if k in ("gen_length", "block_length", "steps", "temperature")}
+    if task.name in (backends := sandbox_backends([task])):  # code tasks: the sandbox that graded them
+        settings["sandbox"] = backends[task.name]
     return [
         {"task": task.name, "split": split, "metric": name, "value": value, "n": len(records), **settings, **extra}
         for name, value in metrics.items()

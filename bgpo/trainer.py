@@ -50,6 +50,7 @@ from .run_config import RunSettings, save_run_settings
 from .sampler import generate
 from .seeding import derive_seed, generators
 from .tasks import Example, Task, build_task, render_prompt
+from .tasks.code_exec import sandbox_backends
 from .variants import load_variant
 
 
@@ -511,6 +512,7 @@ class Trainer:
                 "distributed_type": str(self.accelerator.distributed_type).removeprefix("DistributedType."),
                 "processes": self.world,
                 "fsdp_wrapped": self.wrapped,
+                "sandbox": sandbox_backends({**self.train_tasks, **self.eval_tasks}.values()),
             }
             (self.out / "summary.json").write_text(json.dumps(summary))
         self.accelerator.wait_for_everyone()

@@ -15,7 +15,29 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from bgpo.sandbox import bwrap_available  # noqa: E402
 from bgpo.testing import toy_model, toy_tokenizer  # noqa: E402
+
+BWRAP = bwrap_available()
+
+
+@pytest.fixture(autouse=True)
+def _opt_in_to_the_unsafe_sandbox_where_bubblewrap_is_missing(request, monkeypatch):
+    """Where bubblewrap is missing (CI without root), code graders refuse to run unless told otherwise: the
+    tests that grade code opt in to ``rlimit-unsafe`` explicitly, as a user would have to. The sandbox's own
+    tests (test_sandbox.py) choose their backends themselves and check the refusal."""
+    if BWRAP or request.module.__name__.endswith("test_sandbox"):
+        return
+    import bgpo.sandbox
+    import bgpo.tasks.code_exec
+
+    resolve = bgpo.sandbox.resolve_backend
+
+    def opted_in(backend: str) -> str:
+        return resolve("rlimit-unsafe" if backend == "auto" else backend)
+
+    monkeypatch.setattr(bgpo.sandbox, "resolve_backend", opted_in)
+    monkeypatch.setattr(bgpo.tasks.code_exec, "resolve_backend", opted_in)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from torch import nn
 from bgpo.cli import main
 from bgpo.evaluation import decode_responses, evaluate_task, run_evaluation
 from bgpo.sampler import SamplerConfig
+from bgpo.sandbox import bwrap_available
 from bgpo.tasks import build_task
 
 
@@ -79,3 +80,16 @@ def test_evaluate_command(model, tmp_path, capsys):
     assert main(args) == 0
     metrics = list(csv.DictReader((tmp_path / "out" / "metrics.csv").open()))
     assert {r["metric"] for r in metrics} == {"accuracy", "mean_reward"} and metrics[0]["steps"] == "8"
+
+
+def test_metrics_record_the_sandbox_that_graded_code(model, tmp_path):
+    tasks = [build_task("gen_code", train_size=0, test_size=4), build_task("gen_arithmetic", train_size=0, test_size=4)]
+    config = SamplerConfig(gen_length=8, block_length=4, steps=8)
+    frame = run_evaluation(model, tasks, tmp_path, config, batch_size=4)
+    assert set(frame[frame.task == "gen_code"].sandbox) == {
+        "bwrap" if bwrap_available() else "rlimit-unsafe"
+    }  # conftest
+    assert frame[frame.task == "gen_arithmetic"].sandbox.isna().all()  # no code, no sandbox
+    unsafe = build_task("gen_code", train_size=0, test_size=4, backend="rlimit-unsafe")  # the opt-in is recorded
+    again = run_evaluation(model, [unsafe], tmp_path / "unsafe", config, batch_size=4)
+    assert set(again.sandbox) == {"rlimit-unsafe"}

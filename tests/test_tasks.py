@@ -151,7 +151,7 @@ def test_sys_exit_before_the_tests_is_not_a_pass():
     cheats = [honest.replace("return", "import sys; sys.exit(0)\n    return"), "import os\nos._exit(0)\n"]
     grades = task.grade([honest, *cheats], [examples[0]] * 3)
     assert [g.correct for g in grades] == [True, False, False]
-    assert grades[2].fields["status"] == "no-nonce"
+    assert grades[2].fields["status"] == "exited"  # the program's process ended before the tests did
 
 
 def test_identical_programs_run_once_syntax_errors_never_and_results_keep_their_order():

@@ -17,8 +17,9 @@ for LeetCode-style starter code, and compare with the expected value, tuples rea
 * taco: one dict ``{"inputs": [...], "outputs": [...], "fn_name"?}``; with ``fn_name``, inputs are argument
   lists and outputs ``[value]``.
 
-Grading: the completion's code runs in the sandbox inside a harness that executes every test (at most
-``max_tests``, the longest inputs first, as rllm does) and exits 0 only if all pass. Reward 1 or 0.
+Grading: the completion's code runs in the sandbox; the trusted harness executes every test (at most
+``max_tests``, the longest inputs first, as rllm does), each stdin test a fresh run of the program as a
+script, and passes only if all pass. Reward 1 or 0.
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ from .data import DataError, Record, read_hub, read_local
 
 CONFIGS = ("lcbv5", "primeintellect", "taco")
 
-# The harness runs inside the sandbox. CODE and TESTS are filled in with repr(); nothing else is formatted.
-HARNESS = """
-import io, json, sys
-CODE = {code!r}
+# The tests run in the sandbox's trusted harness; the program in a process of its own, reached through
+# ``__program__``. TESTS and FN are filled in with repr(); nothing else is formatted.
+TESTS = """
+import json
 TESTS = json.loads({tests!r})
 FN = {fn_name!r}
 
@@ -53,23 +54,15 @@ def _same(got, want):
     except (TypeError, ValueError):
         return False
 
+if any(test["kind"] == "call" for test in TESTS):
+    __program__.load()
 for test in TESTS:
     if test["kind"] == "stdin":
-        sys.stdin, sys.stdout = io.StringIO(test["input"]), io.StringIO()
-        try:
-            exec(compile(CODE, "<solution>", "exec"), {{"__name__": "__main__"}})
-        except SystemExit:
-            pass
-        finally:
-            printed, sys.stdout, sys.stdin = sys.stdout.getvalue(), sys.__stdout__, sys.__stdin__
-        if _lines(printed) != _lines(test["output"]):
-            sys.exit(1)
+        assert _lines(__program__.run(test["input"])) == _lines(test["output"])
     else:
-        scope = {{"__name__": "solution"}}
-        exec(compile(CODE, "<solution>", "exec"), scope)
-        target = getattr(scope["Solution"](), FN) if "Solution" in scope else scope[FN]
-        if not _same(target(*test["args"]), test["output"]):
-            sys.exit(1)
+        solution = __program__.get("Solution")() if __program__.defines("Solution") else None
+        target = getattr(solution, FN) if solution is not None else __program__.get(FN)
+        assert _same(target(*test["args"]), test["output"])
 """
 
 
@@ -139,9 +132,10 @@ def _text(value: Any) -> str:
     return "\n".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def harness(code: str, tests: Sequence[dict[str, Any]], fn_name: str | None) -> str:
-    """The test program for ``code`` (it runs inside the sandbox)."""
-    return HARNESS.format(code=code, tests=json.dumps(list(tests)), fn_name=fn_name or "")
+def test_source(tests: Sequence[dict[str, Any]], fn_name: str | None) -> str:
+    """The tests of a problem, as source for the sandbox's harness (stdin tests run the program as a script,
+    call tests call its function)."""
+    return TESTS.format(tests=json.dumps(list(tests)), fn_name=fn_name or "")
 
 
 @register_task("deepcoder")
@@ -220,9 +214,7 @@ class DeepCoder(Task):
 
     def grade(self, completions: Sequence[str], examples: Sequence[Example]) -> list[Grade]:
         """Run every completion's code through its tests in the sandbox, in parallel."""
-        programs = [
-            harness(extract_code(c), e.meta["tests"], e.meta["fn_name"])
-            for c, e in zip(completions, examples, strict=True)
-        ]
-        runs = self.runner.run(["" for _ in programs], programs)
+        codes = [extract_code(c) for c in completions]
+        tests = [test_source(e.meta["tests"], e.meta["fn_name"]) for e in examples]
+        runs = self.runner.run(codes, tests, load=False)
         return [Grade(float(r.passed), r.passed, {"status": r.status}) for r in runs]

@@ -4,7 +4,8 @@ Data: hub ``openai/openai_humaneval`` (split ``test``) or ``data_dir/humaneval/H
 Prompt: the function signature and docstring in a code block, with the instruction to return the whole
 function. Grading: the code of the completion (its first fenced block, else the raw text) runs after the
 prompt (so the prompt's imports and helpers exist; a completion that only continues the body works too),
-then the task's ``check(entry_point)``, in the sandbox. Reward 1 if every test passes; metric pass@1.
+then the task's ``check(entry_point)``, in the sandbox (the checker runs in the trusted harness, with the
+prompt's own helpers: ``humaneval_tests``). Reward 1 if every test passes; metric pass@1.
 """
 
 from __future__ import annotations
@@ -23,6 +24,18 @@ def humaneval_program(completion: str, example: Example) -> str:
     if f"def {example.meta['entry_point']}" in code:
         return f"{prompt}\n    pass\n\n{code}"  # the stub gets a body; the completion's definition replaces it
     return prompt + code
+
+
+def humaneval_tests(example: Example) -> str:
+    """The tests: the prompt's helpers (trusted, in the harness), then ``check(entry_point)``.
+
+    The prompt runs with a stub for the entry point, which is then replaced by the program's function, so
+    helpers the checker calls (``poly`` of HumanEval/32, ``encode_cyclic`` of /38) are the prompt's own: a
+    program that redefines them does not change what its answer is checked with.
+    """
+    entry = example.meta["entry_point"]
+    bind = f"{entry} = __program__.get({entry!r})"
+    return f"{example.question}\n    pass\n\n\n{bind}\n\n{example.meta['test']}\n\ncheck({entry})\n"
 
 
 @register_task("humaneval")
@@ -69,6 +82,6 @@ class HumanEval(Task):
     def grade(self, completions: Sequence[str], examples: Sequence[Example]) -> list[Grade]:
         """Run every completion against its tests in the sandbox, in parallel."""
         codes = [humaneval_program(c, e) for c, e in zip(completions, examples, strict=True)]
-        tests = [f"{e.meta['test']}\n\ncheck({e.meta['entry_point']})" for e in examples]
+        tests = [humaneval_tests(e) for e in examples]
         runs = self.runner.run(codes, tests)
         return [Grade(float(r.passed), r.passed, {"status": r.status, "detail": r.detail}) for r in runs]

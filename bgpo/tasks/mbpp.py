@@ -12,6 +12,9 @@ ids 2, 3 and 4. Grading: the completion's code (a fenced block, else the text be
 
 from __future__ import annotations
 
+import ast
+import builtins
+import warnings
 from collections.abc import Sequence
 
 from . import Example, Grade, Task, register_task
@@ -97,8 +100,21 @@ class MBPP(Task):
         return f"{example.answer}\n[DONE]"
 
     def tests_of(self, example: Example) -> str:
-        """Setup code and asserts."""
-        return "\n".join([example.meta["setup"], *example.meta["tests"]])
+        """Setup code and asserts (they run in the sandbox's trusted harness).
+
+        The tests' names resolve to the builtins before the program's (a program's own ``abs`` does not change
+        what a test computes), so a function of the reference that has a builtin's name (task 126 defines
+        ``sum``) is taken from the program explicitly.
+        """
+        try:
+            with warnings.catch_warnings():  # invalid escape sequences in some references
+                warnings.simplefilter("ignore")
+                body = ast.parse(example.answer).body
+        except SyntaxError:
+            body = []
+        defined = {n.name for n in body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        bindings = [f"{name} = __program__.get({name!r})" for name in sorted(defined) if hasattr(builtins, name)]
+        return "\n".join([example.meta["setup"], *bindings, *example.meta["tests"]])
 
     def grade(self, completions: Sequence[str], examples: Sequence[Example]) -> list[Grade]:
         """Run the extracted code and the asserts in the sandbox, in parallel."""
