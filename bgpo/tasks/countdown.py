@@ -31,7 +31,7 @@ from typing import ClassVar
 
 from . import Example, Grade, Task, last_answer_tag, register_task
 from .answers import answer_tags, clean, last_box, planning_format_ok, unclosed_answer
-from .data import DataError, read_hub, read_local
+from .data import DataError, Record, read_hub, read_local
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 
@@ -284,31 +284,33 @@ class Countdown(CountdownTaskMixin, Task):
         records = read_local(path) if path is not None else read_hub(self.hub_train, "train")
         examples = []
         for record in records:
-            if split == "test":
-                raw = record.get("input", str)
-                numbers = [int(x) for x in _NUMS.findall(raw)]
-                target = record.get("output")
-            else:
-                numbers = [int(x) for x in record.get("nums")]
-                target = record.get("target")
-            try:
-                target = int(target)
-            except (TypeError, ValueError):
-                raise DataError(f"{record.source}: target must be an integer, got {target!r}") from None
-            if len(numbers) != 3:
-                if split == "test":
-                    raise DataError(f"{record.source}: expected 3 numbers, got {numbers}")
+            if split == "train" and len(record.get("nums")) != 3:
                 continue  # Countdown-Tasks-3to4 also has 4-number rows; d1 trains on the 3-number ones
-            examples.append(
-                Example(
-                    id=f"countdown/{split}/{len(examples)}",
-                    question=" ".join(map(str, numbers)),
-                    answer=str(target),
-                    meta={"numbers": numbers},
-                    source=record.source,
-                )
-            )
+            examples.append(self.example_from_row(record, len(examples), split))
         return examples
+
+    def example_from_row(self, record: Record, index: int = 0, split: str = "test") -> Example:
+        """A d1 test row (``input`` "a,b,c", ``output`` the target) or a training row (``nums``, ``target``)."""
+        if "input" in record.data or "nums" not in record.data:
+            numbers = [int(x) for x in _NUMS.findall(str(record.get("input", (str, list))))]
+            target = record.get("output")
+        else:
+            numbers = [int(x) for x in record.get("nums")]
+            target = record.get("target")
+        try:
+            target = int(target)
+        except (TypeError, ValueError):
+            raise DataError(f"{record.source}: target must be an integer, got {target!r}") from None
+        if len(numbers) != 3:
+            raise DataError(f"{record.source}: expected 3 numbers, got {numbers}")
+        return Example(
+            id=f"countdown/{split}/{index}",
+            question=" ".join(map(str, numbers)),
+            answer=str(target),
+            meta={"numbers": numbers},
+            source=record.source,
+            row=record.data,
+        )
 
     def message(self, example: Example) -> str:
         """d1-style instructions."""

@@ -29,11 +29,12 @@ from __future__ import annotations
 import random
 import textwrap
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import Example, Grade, Task, register_task
 from .code_exec import CodeRunner, extract_code
 from .countdown import CountdownTaskMixin, evaluate_expression, solve_countdown
-from .data import DataError
+from .data import DataError, Record
 from .math_grading import math_grade
 from .sudoku import CELLS, SudokuTaskMixin, all_solution_grids, count_solutions
 
@@ -76,6 +77,23 @@ class GeneratedTask(Task):
         self.check_split(split)
         test, train = self._pool()
         return test if split == "test" else train
+
+    def data_row(self, example: Example) -> dict[str, Any]:
+        """The generated tasks' row: ``id``, ``question``, ``answer`` and ``meta`` (what the grader needs)."""
+        return {"id": example.id, "question": example.question, "answer": example.answer, "meta": example.meta}
+
+    def example_from_row(self, record: Record, index: int = 0, split: str = "test") -> Example:
+        """A row as :meth:`data_row` writes it."""
+        meta = record.data.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise DataError(f"{record.source}: field 'meta' must be an object, got {type(meta).__name__}")
+        return Example(
+            id=str(record.data.get("id", f"{self.name}/{split}/{index}")),
+            question=record.get("question", str),
+            answer=record.get("answer", str),
+            meta=meta,
+            source=record.source,
+        )
 
 
 @register_task("gen_sudoku")

@@ -14,7 +14,7 @@ import re
 from typing import ClassVar
 
 from . import Example, Grade, Task, register_task
-from .data import DataError, read_hub, read_local
+from .data import DataError, Record, read_hub, read_local
 from .math_grading import math_grade
 
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -50,25 +50,25 @@ class GSM8K(MathTaskMixin, Task):
         self.check_split(split)
         path = self.local_file(f"gsm8k/{split}.jsonl")
         records = read_local(path) if path is not None else read_hub(self.hub_id, split, self.hub_config)
-        examples = []
-        for i, record in enumerate(records):
-            question, solution = record.get("question", str), record.get("answer", str)
-            if "####" not in solution:
-                raise DataError(f"{record.source}: answer has no '####' final line: {solution[-80:]!r}")
-            reasoning, final = solution.rsplit("####", 1)
-            final = final.strip().replace(",", "")
-            if not final:
-                raise DataError(f"{record.source}: empty answer after '####'")
-            examples.append(
-                Example(
-                    id=f"gsm8k/{split}/{i}",
-                    question=question,
-                    answer=final,
-                    meta={"reasoning": _CALCULATOR.sub("", reasoning).strip()},
-                    source=record.source,
-                )
-            )
-        return examples
+        return [self.example_from_row(record, i, split) for i, record in enumerate(records)]
+
+    def example_from_row(self, record: Record, index: int = 0, split: str = "test") -> Example:
+        """A row with ``question`` and ``answer`` ("reasoning ... #### 72")."""
+        question, solution = record.get("question", str), record.get("answer", str)
+        if "####" not in solution:
+            raise DataError(f"{record.source}: answer has no '####' final line: {solution[-80:]!r}")
+        reasoning, final = solution.rsplit("####", 1)
+        final = final.strip().replace(",", "")
+        if not final:
+            raise DataError(f"{record.source}: empty answer after '####'")
+        return Example(
+            id=f"gsm8k/{split}/{index}",
+            question=question,
+            answer=final,
+            meta={"reasoning": _CALCULATOR.sub("", reasoning).strip()},
+            source=record.source,
+            row=record.data,
+        )
 
     def message(self, example: Example) -> str:
         """The problem and the boxed-answer instruction."""

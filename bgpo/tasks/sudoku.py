@@ -19,7 +19,7 @@ from typing import ClassVar
 
 from . import Example, Grade, Task, last_answer_tag, register_task
 from .answers import answer_tags, clean, last_box, planning_format_ok, unclosed_answer
-from .data import DataError, read_local
+from .data import DataError, Record, read_local
 
 SIZE = 4
 CELLS = SIZE * SIZE
@@ -240,17 +240,16 @@ class Sudoku(SudokuTaskMixin, Task):
                 f"sudoku needs data_dir: d1's {self.files[split]} is not on the Hugging Face hub "
                 "(use the generated task gen_sudoku without data)"
             )
-        examples = []
-        for record in read_local(path):
-            puzzle, solution = str(record.get("Puzzle")).strip(), str(record.get("Solution")).strip()
-            if len(puzzle) != CELLS or not puzzle.isdigit() or not set(puzzle) <= set("01234"):
-                raise DataError(f"{record.source}: Puzzle must be 16 digits 0-4, got {puzzle!r}")
-            if not is_solution(solution) or any(p not in ("0", s) for p, s in zip(puzzle, solution, strict=True)):
-                raise DataError(f"{record.source}: Solution {solution!r} does not solve puzzle {puzzle!r}")
-            examples.append(
-                Example(id=f"sudoku/{len(examples)}", question=puzzle, answer=solution, source=record.source)
-            )
-        return examples
+        return [self.example_from_row(record, i, split) for i, record in enumerate(read_local(path))]
+
+    def example_from_row(self, record: Record, index: int = 0, split: str = "test") -> Example:
+        """A row with ``Puzzle`` and ``Solution`` (16 digits each, 0 = blank)."""
+        puzzle, solution = str(record.get("Puzzle")).strip(), str(record.get("Solution")).strip()
+        if len(puzzle) != CELLS or not puzzle.isdigit() or not set(puzzle) <= set("01234"):
+            raise DataError(f"{record.source}: Puzzle must be 16 digits 0-4, got {puzzle!r}")
+        if not is_solution(solution) or any(p not in ("0", s) for p, s in zip(puzzle, solution, strict=True)):
+            raise DataError(f"{record.source}: Solution {solution!r} does not solve puzzle {puzzle!r}")
+        return Example(id=f"sudoku/{index}", question=puzzle, answer=solution, source=record.source, row=record.data)
 
     def message(self, example: Example) -> str:
         """d1-style instructions with the grid."""
