@@ -4,9 +4,12 @@ For each task: prompts rendered with the model's chat template (or plainly for s
 left-padded batches decoded with LLaDA's block-wise sampler (greedy by default: pass@1), each response cut at
 its first EOS/EoT and decoded, graded by the task, aggregated by the task's evaluate metric. Outputs:
 
-* ``<out_dir>/<task>.jsonl``: one line per example: id, prompt, completion, reward, correct, grade fields;
-* ``<out_dir>/metrics.csv``: tidy, one row per task × metric, with the decoding settings (and, for code tasks,
-  the ``sandbox`` backend that graded them).
+* ``<out_dir>/<task>.jsonl``: one line per example: the benchmark row in the task's data format, ``id``,
+  ``model_input`` (the rendered prompt), ``completion``, ``reward``, ``correct`` and the grade's fields
+  (:mod:`bgpo.grading`); ``bgpo grade <task> <task>.jsonl`` rescores it to the same metrics;
+* ``<out_dir>/metrics.csv``: tidy, one row per task × metric, with the decoding settings and the evaluation
+  protocol (:mod:`bgpo.protocols`; ``custom`` for the command line's own settings) and, for code tasks, the
+  ``sandbox`` backend that graded them.
 
 With temperature > 0 every example has its own generator seeded from (seed, index), so results do not depend
 on the batch size or the order of decoding.
@@ -17,19 +20,22 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
-from .metrics import compute_metric
+from .grading import scored_record, task_metrics
 from .models import DiffusionLM
+from .protocols import CUSTOM, EvalSettings
 from .sampler import SamplerConfig, generate
-from .tasks import Example, Grade, Task, render_prompt
+from .tasks import Example, Task, render_prompt
 from .tasks.code_exec import sandbox_backends
+
+__all__ = ["complete", "decode_responses", "encode_prompts", "evaluate_task", "run_evaluation", "task_metrics"]
 
 
 def encode_prompts(model: DiffusionLM, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,26 +126,10 @@ def evaluate_task(
         model.train(was_training)
     grades = task.grade(completions, examples)
     records = [
-        {
-            "id": e.id,
-            "prompt": p,
-            "completion": c,
-            "reward": g.reward,
-            "correct": g.correct,
-            **{k: v for k, v in g.fields.items() if isinstance(v, (int, float, str, bool))},
-        }
+        scored_record({**task.data_row(e), "id": e.id, "model_input": p}, c, g)
         for e, p, c, g in zip(examples, prompts, completions, grades, strict=True)
     ]
     return records, task_metrics(task, records)
-
-
-def task_metrics(task: Task, records: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """The task's metric (and the mean reward) from per-example records, e.g. gathered from several processes."""
-    base = {"id", "prompt", "completion", "reward", "correct"}
-    grades = [Grade(r["reward"], r["correct"], {k: v for k, v in r.items() if k not in base}) for r in records]
-    metrics = compute_metric(task.metric, **task.metric_inputs(grades))
-    metrics["mean_reward"] = sum(g.reward for g in grades) / max(len(grades), 1)
-    return metrics
 
 
 def write_results(
@@ -150,17 +140,27 @@ def write_results(
     metrics: dict[str, float],
     config: SamplerConfig,
     extra: dict[str, Any],
+    protocol: str = CUSTOM,
 ) -> list[dict[str, Any]]:
-    """Write ``<task>.jsonl`` and return the task's tidy metric rows."""
+    """Write ``<task>.jsonl`` and return the task's tidy metric rows (with the protocol that produced them)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / f"{task.name}.jsonl", "w") as f:
         for record in records:
-            f.write(json.dumps(record) + "\n")
+            f.write(json.dumps(record, default=str) + "\n")
     settings = {k: v for k, v in asdict(config).items() if k in ("gen_length", "block_length", "steps", "temperature")}
     if task.name in (backends := sandbox_backends([task])):  # code tasks: the sandbox that graded them
         settings["sandbox"] = backends[task.name]
     return [
-        {"task": task.name, "split": split, "metric": name, "value": value, "n": len(records), **settings, **extra}
+        {
+            "task": task.name,
+            "split": split,
+            "metric": name,
+            "value": value,
+            "n": len(records),
+            "protocol": protocol,
+            **settings,
+            **extra,
+        }
         for name, value in metrics.items()
     ]
 
@@ -177,25 +177,40 @@ def run_evaluation(
     batch_size: int = 16,
     seed: int = 0,
     extra: dict[str, Any] | None = None,
+    protocol: str = CUSTOM,
+    settings: Mapping[str, EvalSettings] | None = None,
 ) -> pd.DataFrame:
     """Evaluate every task and write per-example JSONL files plus ``metrics.csv`` (see the module docstring).
 
     ``limit`` keeps the first examples, or with ``random_subset`` a random subset drawn with ``seed`` (d1
-    evaluates a random 256 of the 500 Sudoku puzzles).
+    evaluates a random 256 of the 500 Sudoku puzzles). ``settings`` (task name → settings, e.g. a protocol's)
+    replaces ``config``'s length, block, steps and temperature and ``limit``/``random_subset`` for its tasks;
+    ``protocol`` is recorded in every row.
     """
     rows = []
     for task in tasks:
+        task_config, task_limit, task_random = config, limit, random_subset
+        if settings is not None and task.name in settings:
+            own = settings[task.name]
+            task_config = replace(
+                config,
+                gen_length=own.gen_length,
+                block_length=own.block_length,
+                steps=own.steps,
+                temperature=own.temperature,
+            )
+            task_limit, task_random = own.limit, own.random_subset
         examples = task.load(split)
-        if limit is not None and limit < len(examples):
-            if random_subset:
-                keep = sorted(random.Random(seed).sample(range(len(examples)), limit))
+        if task_limit is not None and task_limit < len(examples):
+            if task_random:
+                keep = sorted(random.Random(seed).sample(range(len(examples)), task_limit))
                 examples = [examples[i] for i in keep]
             else:
-                examples = examples[:limit]
+                examples = examples[:task_limit]
         start = time.perf_counter()
-        records, metrics = evaluate_task(model, task, examples, config, batch_size=batch_size, seed=seed)
+        records, metrics = evaluate_task(model, task, examples, task_config, batch_size=batch_size, seed=seed)
         extra_cols = {**(extra or {}), "seconds": round(time.perf_counter() - start, 3)}
-        rows += write_results(out_dir, task, split, records, metrics, config, extra_cols)
+        rows += write_results(out_dir, task, split, records, metrics, task_config, extra_cols, protocol)
     frame = pd.DataFrame(rows)
     frame.to_csv(out_dir / "metrics.csv", index=False)
     return frame

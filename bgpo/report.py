@@ -1,8 +1,9 @@
 """Results: the tidy ``runs.csv``, tables beside the paper's numbers, and figures (``bgpo report ...``).
 
 ``runs.csv`` has one row per evaluated model × benchmark × metric: the model's kind (``base`` or ``rl``), method
-variant, training task, benchmark, metric, value, seed, n_t, evaluation length, the training step of the
-evaluated checkpoint, the git commit and the run's config hash. Tables and figures are derived from it (and from
+variant, training task, benchmark, metric, value, seed, n_t, evaluation length, the evaluation protocol
+(:mod:`bgpo.protocols`; ``custom`` for a config's own settings), the training step of the evaluated
+checkpoint, the git commit and the run's config hash. Tables and figures are derived from it (and from
 the runs' ``log.jsonl``) by separate commands, so a figure can be redrawn without rerunning anything.
 """
 
@@ -18,8 +19,8 @@ from typing import Any
 import pandas as pd
 
 RUN_COLUMNS = [
-    "kind", "method", "train_task", "benchmark", "metric", "value", "seed", "n_t", "gen_length", "step", "n",
-    "git_commit", "config_hash", "model",
+    "kind", "method", "train_task", "benchmark", "metric", "value", "seed", "n_t", "gen_length", "protocol", "step",
+    "n", "git_commit", "config_hash", "model",
 ]  # fmt: skip
 
 
@@ -53,6 +54,9 @@ def aggregate(metric_files: Sequence[Path], commit: str) -> pd.DataFrame:
         hashes[model] = json.loads(summary.read_text()).get("config_hash") if summary.is_file() else pd.NA
     runs["step"] = runs["model"].map(steps)
     runs["config_hash"] = runs["model"].map(hashes)
+    if "protocol" not in runs:  # metrics.csv files written before the column existed
+        runs["protocol"] = pd.NA
+    runs["protocol"] = runs["protocol"].fillna("not recorded")
     for column in RUN_COLUMNS:
         if column not in runs:
             runs[column] = pd.NA
@@ -70,28 +74,63 @@ def build_table(runs: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
     """A table from a spec: rows (label + filter), columns (label + benchmark + metric), mean ± std over seeds.
 
     ``spec = {"rows": [{"label": "BGPO", "where": {"method": "bgpo"}}], "columns": [{"label": "Sudoku",
-    "benchmark": "sudoku", "metric": "cell_accuracy", "where": {...}}], "scale": 100}``; a column's ``where``
-    adds filters (e.g. an evaluation length). Returns one row per table row with ``<label>`` (mean),
-    ``<label>_std`` and ``<label>_n`` (the number of seeds) per column.
+    "benchmark": "sudoku", "metric": "cell_accuracy", "where": {...}}], "scale": 100, "protocol": "bgpo"}``; a
+    column's ``where`` adds filters (e.g. an evaluation length); ``protocol`` keeps only the rows of that
+    evaluation protocol (scores of different protocols are never averaged). Returns one row per table row with
+    ``<label>`` (mean), ``<label>_std`` and ``<label>_n`` (the number of seeds) per column.
     """
     scale = spec.get("scale", 100.0)
     rows = []
     for row in spec["rows"]:
         out: dict[str, Any] = {"row": row["label"]}
         for col in spec["columns"]:
-            where = {
-                **row.get("where", {}),
-                "benchmark": col["benchmark"],
-                "metric": col["metric"],
-                **col.get("where", {}),
-                **row.get("column_where", {}).get(col["label"], {}),  # a cell's own filter (Table 6's lengths)
-            }
-            values = _select(runs, where)["value"].astype(float) * scale
+            values = _cell(runs, spec, row, col)["value"].astype(float) * scale
             out[col["label"]] = values.mean() if len(values) else math.nan
             out[f"{col['label']}_std"] = values.std(ddof=1) if len(values) > 1 else 0.0 if len(values) else math.nan
             out[f"{col['label']}_n"] = len(values)
         rows.append(out)
     return pd.DataFrame(rows)
+
+
+def _cell(runs: pd.DataFrame, spec: dict[str, Any], row: dict[str, Any], col: dict[str, Any]) -> pd.DataFrame:
+    """The rows of ``runs`` behind one cell of a table."""
+    where = {
+        **({"protocol": spec["protocol"]} if spec.get("protocol") else {}),
+        **row.get("where", {}),
+        "benchmark": col["benchmark"],
+        "metric": col["metric"],
+        **col.get("where", {}),
+        **row.get("column_where", {}).get(col["label"], {}),  # a cell's own filter (Table 6's lengths)
+    }
+    return _select(runs, where)
+
+
+def table_protocols(runs: pd.DataFrame, spec: dict[str, Any]) -> list[str]:
+    """The evaluation protocols of the results a table shows (one, unless the runs mix them)."""
+    if "protocol" not in runs:
+        return ["not recorded"]
+    found = {str(p) for r in spec["rows"] for c in spec["columns"] for p in _cell(runs, spec, r, c)["protocol"]}
+    return sorted(found)
+
+
+def protocol_line(protocols: Sequence[str]) -> str:
+    """The sentence of a table's Markdown that says which evaluation protocol produced it."""
+    from .protocols import CUSTOM, PROTOCOLS
+
+    if not protocols:
+        return "Evaluation protocol: none (the table has no results yet)."
+    described = []
+    for name in protocols:
+        if name in PROTOCOLS:
+            described.append(f"{name} ({PROTOCOLS[name].source})")
+        elif name == CUSTOM:
+            described.append(f"{CUSTOM} (the config's own settings per benchmark: gen_length, block_length and "
+                             "steps in runs.csv)")  # fmt: skip
+        else:
+            described.append(name)
+    if len(described) > 1:
+        return "Evaluation protocols (mixed: cells may not be comparable): " + "; ".join(described) + "."
+    return f"Evaluation protocol: {described[0]}."
 
 
 def format_table(table: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
@@ -128,7 +167,7 @@ def write_table(
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     formatted.to_csv(out_csv, index=False)
     text = [f"# {spec.get('title', out_csv.stem)}", "", "This run (accuracy %, mean ± std over seeds):", "",
-            markdown_table(formatted)]  # fmt: skip
+            markdown_table(formatted), "", protocol_line(table_protocols(runs, spec))]  # fmt: skip
     if spec.get("note"):
         text += ["", spec["note"]]
     if paper is not None and paper.is_file():

@@ -1,10 +1,14 @@
-"""``bgpo evaluate``: prompts → sampler → cut at EOS → grade → metrics, on a scripted model and a real one."""
+"""``bgpo evaluate``: prompts → sampler → cut at EOS → grade → metrics, on a scripted model and a real one;
+``bgpo grade`` on evaluate's JSONL gives the same scores."""
 
 from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
+import pandas as pd
+import pytest
 import torch
 from torch import nn
 
@@ -61,10 +65,12 @@ def test_run_evaluation_writes_jsonl_and_tidy_metrics(model, tmp_path):
     ]
     config = SamplerConfig(gen_length=8, block_length=4, steps=8, temperature=0.7)
     frame = run_evaluation(model, tasks, tmp_path, config, limit=6, batch_size=4, seed=3, extra={"model": "toy"})
-    assert set(frame.metric) == {"cell_accuracy", "accuracy", "mean_reward"}
+    assert set(frame.metric) == {"cell_accuracy", "accuracy", "mean_reward", "format_reward"}
+    assert (frame.protocol == "custom").all()
     assert ((frame.value >= 0) & (frame.value <= 1)).all() and (frame.n == 6).all()
     rows = [json.loads(line) for line in (tmp_path / "gen_sudoku.jsonl").read_text().splitlines()]
-    assert len(rows) == 6 and {"id", "prompt", "completion", "reward", "cells_correct"} <= set(rows[0])
+    assert len(rows) == 6 and {"id", "model_input", "completion", "reward", "cells_correct"} <= set(rows[0])
+    assert {"question", "answer", "meta", "extracted", "failure", "format_reward"} <= set(rows[0])
     again = run_evaluation(model, tasks, tmp_path / "again", config, limit=6, batch_size=3, seed=3)
     first = [json.loads(x)["completion"] for x in (tmp_path / "gen_sudoku.jsonl").read_text().splitlines()]
     second = [json.loads(x)["completion"] for x in (tmp_path / "again" / "gen_sudoku.jsonl").read_text().splitlines()]
@@ -79,7 +85,8 @@ def test_evaluate_command(model, tmp_path, capsys):
             "--gen-length", "8", "--block-length", "4", "--out-dir", out, "--device", "cpu"]  # fmt: skip
     assert main(args) == 0
     metrics = list(csv.DictReader((tmp_path / "out" / "metrics.csv").open()))
-    assert {r["metric"] for r in metrics} == {"accuracy", "mean_reward"} and metrics[0]["steps"] == "8"
+    assert {r["metric"] for r in metrics} == {"accuracy", "mean_reward", "format_reward"}
+    assert metrics[0]["steps"] == "8" and metrics[0]["protocol"] == "custom"
 
 
 def test_metrics_record_the_sandbox_that_graded_code(model, tmp_path):
@@ -93,3 +100,51 @@ def test_metrics_record_the_sandbox_that_graded_code(model, tmp_path):
     unsafe = build_task("gen_code", train_size=0, test_size=4, backend="rlimit-unsafe")  # the opt-in is recorded
     again = run_evaluation(model, [unsafe], tmp_path / "unsafe", config, batch_size=4)
     assert set(again.sandbox) == {"rlimit-unsafe"}
+
+
+# ---------------------------------------------------------------------------------- evaluate → JSONL → grade
+def _grade_summary(capsys, task: str, path: Path, *extra: str) -> dict:
+    """Run ``bgpo grade`` and return its last stdout line (the JSON summary)."""
+    capsys.readouterr()
+    assert main(["grade", task, str(path), *extra]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_evaluate_command_then_grade_gives_identical_scores(model, tmp_path, capsys):
+    model.save_pretrained(tmp_path / "m")
+    out = tmp_path / "out"
+    args = ["evaluate", "--model", str(tmp_path / "m"), "--tasks", "gen_sudoku", "gen_countdown", "--limit", "12",
+            "--gen-length", "16", "--block-length", "8", "--temperature", "0.9", "--out-dir", str(out),
+            "--device", "cpu"]  # fmt: skip
+    assert main(args) == 0
+    metrics = pd.read_csv(out / "metrics.csv")
+    for task in ("gen_sudoku", "gen_countdown"):
+        summary = _grade_summary(capsys, task, out / f"{task}.jsonl", "--out", str(tmp_path / f"{task}.scored.jsonl"))
+        mine = metrics[metrics.task == task].set_index("metric").value.to_dict()
+        assert summary["n"] == 12 and {k: summary[k] for k in mine} == mine  # exactly, every metric
+        scored = (tmp_path / f"{task}.scored.jsonl").read_text().splitlines()
+        assert scored == (out / f"{task}.jsonl").read_text().splitlines()  # same rows, same grades
+
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason=f"benchmark files not found at {DATA}")
+def test_real_benchmarks_round_trip_through_their_own_row_format(tokenizer, tmp_path, capsys):
+    # One scripted answer for every prompt: right for some rows, partly right (Sudoku) or wrong for the others.
+    cases = {
+        "countdown": ("<reasoning>30-100+93</reasoning>\n<answer>\\boxed{30 - 100 + 93}", ["input", "output"]),
+        "sudoku": ("<answer>\n3142\n2431\n4213\n1324", ["Puzzle", "Solution"]),
+    }
+    for task_name, (text, fields) in cases.items():
+        model = Scripted(tokenizer, text, length=64)
+        task = build_task(task_name, data_dir=DATA)
+        out = tmp_path / task_name
+        frame = run_evaluation(model, [task], out, SamplerConfig(gen_length=64, block_length=64, steps=64),
+                               limit=40, random_subset=True, batch_size=40, seed=1)  # fmt: skip
+        rows = [json.loads(line) for line in (out / f"{task_name}.jsonl").read_text().splitlines()]
+        assert set(fields) <= set(rows[0]) and rows[0]["completion"] == text
+        summary = _grade_summary(capsys, task_name, out / f"{task_name}.jsonl")
+        mine = frame.set_index("metric").value.to_dict()
+        assert {k: summary[k] for k in mine} == mine
+        assert 0 < summary[task.metric] < 1  # some right, some wrong: the comparison means something

@@ -142,6 +142,8 @@ def test_lint_is_clean(tmp_path):
             ["config.tasks.arithmetic.sft", "stpes", "did you mean 'steps'"],
         ),
         ({"launch": "accelerate launch -m bgpo.cli"}, ["in_training_job", "launch: bgpo"]),
+        ({"evaluate": {"protocol": "bgp"}}, ["config.evaluate.protocol", "did you mean 'bgpo'"]),
+        ({"evaluate": {"protocol": "d1"}}, ["config.benchmarks.arithmetic", "protocol d1 does not cover"]),
     ],
 )
 def test_a_config_mistake_fails_at_once_naming_the_key(tmp_path, change, expected):

@@ -124,7 +124,9 @@ def test_countdown_reward_rules():
     assert countdown_reward("<answer>3**5</answer>", [3, 5, 7], 22) == 0.1  # not + − × ÷
     assert countdown_reward("<answer>__import__('os')</answer>", [3, 5, 7], 22) == 0.1  # never evaluated
     assert countdown_reward("<answer>7/(5-5)</answer>", [7, 5, 5], 1) == 0.1
-    assert countdown_reward("3*5+7", [3, 5, 7], 22) == 0.0  # no answer tag
+    assert countdown_reward("3*5+7", [3, 5, 7], 22) == 1.0  # no tag: the final expression is read (as d1)
+    assert countdown_reward("3*5+7", [3, 5, 7], 22, strict=True) == 0.0  # the strict reader needs the tag
+    assert countdown_reward("<answer>3*5+7", [3, 5, 7], 22, strict=True) == 0.0  # ... closed
     assert countdown_reward("<answer>(8-2)/4*6</answer>", [8, 2, 4, 6], 9) == 1.0  # exact fractions
 
 
@@ -132,8 +134,10 @@ def test_sudoku_reward_rules():
     puzzle, solution = "1204341021034020", "1234341221434321"
     assert sudoku_grade(f"<answer>{solution}</answer>", puzzle, solution).reward == 1.0
     part = sudoku_grade("<answer>1234341221034020</answer>", puzzle, solution)  # 2 of the 5 blanks right
-    assert part.reward == 0.4 and part.fields == {"cells_correct": 2, "cells_total": 5}
-    assert sudoku_grade(solution, puzzle, solution).reward == 0.0  # no answer tag (d1's rule)
+    assert part.reward == 0.4 and (part.fields["cells_correct"], part.fields["cells_total"]) == (2, 5)
+    assert part.fields["failure"] == "wrong_cells" and part.fields["extracted"] == "1234341221034020"
+    assert sudoku_grade(solution, puzzle, solution).reward == 1.0  # a bare grid (d1's evaluation reads it)
+    assert sudoku_grade(solution, puzzle, solution, strict=True).reward == 0.0  # no tag (d1's training reward)
     assert sudoku_grade("<answer>12</answer>", puzzle, solution).reward == 0.0  # padded with zeros
     assert len(all_solution_grids()) == 288 and count_solutions(puzzle) == 1
 

@@ -100,7 +100,8 @@ def test_log_evaluation_best_and_checkpoints(sft_model, tmp_path):
     run = tmp_path / "run"
     evals = [json.loads(x) for x in (run / "eval.jsonl").read_text().splitlines()]
     assert sorted({e["step"] for e in evals}) == [0, 2, 4]
-    assert {e["metric"] for e in evals} == {"cell_accuracy", "mean_reward"}
+    # The task's metric (the best checkpoint's score), solved puzzles, the mean reward and the format component.
+    assert {e["metric"] for e in evals} == {"cell_accuracy", "accuracy", "mean_reward", "format_reward"}
     info = json.loads((run / "best" / "bgpo_info.json").read_text())
     best = max(e["value"] for e in evals if e["metric"] == "cell_accuracy")
     assert info["score"] == best and info["metric"] == "gen_sudoku/cell_accuracy"

@@ -9,7 +9,8 @@ bgpo data           write a task's splits as JSONL
 bgpo tasks          the registered tasks and their options
 bgpo sft            supervised fine-tuning of a base (the default pipeline's "instruct" model)
 bgpo train          one RL run (any registered method; accelerate launch for several processes)
-bgpo evaluate       greedy decoding of a benchmark and its metrics
+bgpo evaluate       greedy decoding of a benchmark and its metrics (--protocol bgpo | d1 pins the settings)
+bgpo grade          score a JSONL of benchmark rows with completions (ours or released generations)
 bgpo diagnose       gradient standard deviation and bias per method and n_t (Fig. 3 left/middle)
 bgpo bench sampler  decoding throughput of the block-wise sampler
 bgpo bench memory   peak memory and step time per method and n_t, a fresh process each (Fig. 1)
@@ -25,11 +26,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import bench, check, diagnose, evaluate, methods, model, report, tasks, train
+from . import bench, check, diagnose, evaluate, grade, methods, model, report, tasks, train
 
 # One module per command (or group of commands), each with ``add_parser(subparsers)``; the order is the
 # order of ``bgpo --help``.
-COMMANDS = [check, methods, diagnose, bench, evaluate, tasks, train, report, model]
+COMMANDS = [check, methods, diagnose, bench, evaluate, grade, tasks, train, report, model]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,9 +21,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..config import ConfigError, unknown_name_error
+
+if TYPE_CHECKING:
+    from .data import Record
 
 _REGISTRY: dict[str, type[Task]] = {}
 _DISCOVERED = False
@@ -39,6 +42,7 @@ class Example:
         answer: the reference (a number as text, a solution grid, tests...).
         meta: anything else the grader needs.
         source: where the row came from (``file:line``), for error messages.
+        row: the row of the data file it was read from (what :meth:`Task.data_row` writes back).
     """
 
     id: str
@@ -46,6 +50,7 @@ class Example:
     answer: Any
     meta: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    row: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -93,6 +98,16 @@ class Task(ABC):
     @abstractmethod
     def load(self, split: str = "test") -> list[Example]:
         """Load the examples of ``split``."""
+
+    def example_from_row(self, record: Record, index: int = 0, split: str = "test") -> Example:
+        """The example one data row describes (the fields of the task's data file, e.g. GSM8K ``question`` and
+        ``answer``); a malformed row is a :class:`~bgpo.tasks.data.DataError` naming its source. ``load`` and
+        ``bgpo grade`` read rows with it; ``index`` numbers the example's id."""
+        raise NotImplementedError(f"task {self.name} cannot read single data rows")
+
+    def data_row(self, example: Example) -> dict[str, Any]:
+        """``example`` as a row of the task's data file: what :meth:`example_from_row` reads back."""
+        return dict(example.row)
 
     @abstractmethod
     def message(self, example: Example) -> str:

@@ -180,26 +180,32 @@ class DeepCoder(Task):
         examples = []
         for config in self.configs:
             for i, record in enumerate(self._records(config)):
-                tests, fn_name = normalise_tests(record.get("tests"), record.data.get("metadata"), record.source)
-                if not tests:
+                example = self._example(record, f"deepcoder/{config}/{i}")
+                if not example.meta["tests"]:
                     continue
-                tests = sorted(tests, key=lambda t: -len(json.dumps(t.get("input", t.get("args")))))[: self.max_tests]
-                examples.append(
-                    Example(
-                        id=f"deepcoder/{config}/{i}",
-                        question=record.get("problem", str),
-                        answer=None,
-                        meta={
-                            "tests": tests,
-                            "fn_name": fn_name,
-                            "starter_code": record.data.get("starter_code") or "",
-                        },
-                        source=record.source,
-                    )
-                )
+                examples.append(example)
                 if self.max_problems is not None and len(examples) >= self.max_problems:
                     return examples
         return examples
+
+    def _example(self, record: Record, id: str) -> Example:
+        tests, fn_name = normalise_tests(record.get("tests"), record.data.get("metadata"), record.source)
+        tests = sorted(tests, key=lambda t: -len(json.dumps(t.get("input", t.get("args")))))[: self.max_tests]
+        return Example(
+            id=id,
+            question=record.get("problem", str),
+            answer=None,
+            meta={"tests": tests, "fn_name": fn_name, "starter_code": record.data.get("starter_code") or ""},
+            source=record.source,
+            row=record.data,
+        )
+
+    def example_from_row(self, record: Record, index: int = 0, split: str = "train") -> Example:
+        """A row with ``problem``, ``tests`` (any of the three sets' layouts), ``starter_code``, ``metadata``."""
+        example = self._example(record, f"deepcoder/{split}/{index}")
+        if not example.meta["tests"]:
+            raise DataError(f"{record.source}: no tests to run")
+        return example
 
     def message(self, example: Example) -> str:
         """The problem, the starter code if any, and the answer format."""

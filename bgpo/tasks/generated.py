@@ -14,6 +14,12 @@ and the same graders as the real benchmarks:
   (``spaced: false``: ``f(x,y)=3x+y-2``); the whole function, or (``style: body``) only its body, as HumanEval
   completes a given signature; graded by executing three asserts in the sandbox, as HumanEval and MBPP.
 
+The real benchmarks' graders read answers as leniently as the reference graders do (an answer tag or a box
+left open at the end of the budget still counts); the generated tasks keep the strict readers (only a closed
+tag or box counts), because their SFT bases are trained on misformatted demonstrations (``misformat_fraction``)
+that differ from the right ones only by the missing ending: a lenient reader would accept them and leave RL no
+format to fix. Every grade still records the format component (``format_reward``) and the failure class.
+
 Each generator draws a pool of distinct problems from ``random.Random(seed)``, shuffles it and cuts it into
 test (the first ``test_size``) and train (the next ``train_size``), so the splits never share a problem.
 """
@@ -23,12 +29,13 @@ from __future__ import annotations
 import random
 import textwrap
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import Example, Grade, Task, register_task
 from .code_exec import CodeRunner, extract_code
 from .countdown import CountdownTaskMixin, evaluate_expression, solve_countdown
-from .data import DataError
-from .math_grading import math_reward
+from .data import DataError, Record
+from .math_grading import math_grade
 from .sudoku import CELLS, SudokuTaskMixin, all_solution_grids, count_solutions
 
 
@@ -71,12 +78,31 @@ class GeneratedTask(Task):
         test, train = self._pool()
         return test if split == "test" else train
 
+    def data_row(self, example: Example) -> dict[str, Any]:
+        """The generated tasks' row: ``id``, ``question``, ``answer`` and ``meta`` (what the grader needs)."""
+        return {"id": example.id, "question": example.question, "answer": example.answer, "meta": example.meta}
+
+    def example_from_row(self, record: Record, index: int = 0, split: str = "test") -> Example:
+        """A row as :meth:`data_row` writes it."""
+        meta = record.data.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise DataError(f"{record.source}: field 'meta' must be an object, got {type(meta).__name__}")
+        return Example(
+            id=str(record.data.get("id", f"{self.name}/{split}/{index}")),
+            question=record.get("question", str),
+            answer=record.get("answer", str),
+            meta=meta,
+            source=record.source,
+        )
+
 
 @register_task("gen_sudoku")
 class GenSudoku(SudokuTaskMixin, GeneratedTask):
     """Generated 4×4 Sudoku with a unique solution."""
 
     display_name = "Sudoku"
+    strict_answers = True  # the misformatted demonstrations (no closing tag) must score 0
+    asks_reasoning = False
 
     def __init__(
         self,
@@ -146,6 +172,8 @@ class GenCountdown(CountdownTaskMixin, GeneratedTask):
     """Generated 3-number Countdown with a reachable target."""
 
     display_name = "Countdown"
+    strict_answers = True  # the misformatted demonstrations (no closing tag) must score 0
+    asks_reasoning = False
 
     def __init__(
         self,
@@ -236,9 +264,8 @@ class GenArithmetic(GeneratedTask):
         return self.demonstration(example).removesuffix("}")
 
     def grade_one(self, completion: str, example: Example) -> Grade:
-        """math-verify on the last ``\\boxed{}``."""
-        reward = math_reward(completion, example.answer)
-        return Grade(reward=reward, correct=reward == 1.0)
+        """math-verify on the last closed ``\\boxed{}`` (the strict reader: an open box scores 0)."""
+        return math_grade(completion, example.answer, strict=True)
 
 
 # gen_code: (formula shown to the model, Python expression, argument names)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from . import Example, Grade, Task, register_task
 from .code_exec import CodeRunner, extract_code
-from .data import read_hub, read_local
+from .data import Record, read_hub, read_local
 
 
 def humaneval_program(completion: str, example: Example) -> str:
@@ -57,16 +57,18 @@ class HumanEval(Task):
         self.check_split(split)
         path = self.local_file("humaneval/HumanEval.jsonl.gz")
         records = read_local(path) if path is not None else read_hub(self.hub_id, "test")
-        return [
-            Example(
-                id=r.get("task_id", str),
-                question=r.get("prompt", str),
-                answer=r.get("canonical_solution", str),
-                meta={"test": r.get("test", str), "entry_point": r.get("entry_point", str)},
-                source=r.source,
-            )
-            for r in records
-        ]
+        return [self.example_from_row(r, i, split) for i, r in enumerate(records)]
+
+    def example_from_row(self, record: Record, index: int = 0, split: str = "test") -> Example:
+        """A row with task_id, prompt, canonical_solution, test, entry_point."""
+        return Example(
+            id=record.get("task_id", str),
+            question=record.get("prompt", str),
+            answer=record.get("canonical_solution", str),
+            meta={"test": record.get("test", str), "entry_point": record.get("entry_point", str)},
+            source=record.source,
+            row=record.data,
+        )
 
     def message(self, example: Example) -> str:
         """The instruction and the function stub."""

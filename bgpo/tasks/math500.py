@@ -44,23 +44,23 @@ class MATH500(MathTaskMixin, Task):
     def load(self, split: str = "test") -> list[Example]:
         """Rows with ``problem`` and ``answer`` (or a ``solution`` whose last ``\\boxed{}`` is the answer)."""
         self.check_split(split)
-        examples = []
-        for i, record in enumerate(self._records(split)):
-            problem = record.get("problem", str)
-            solution = record.data.get("solution")
-            answer = record.data.get("answer") or (last_boxed(solution) if isinstance(solution, str) else None)
-            if not answer:
-                raise DataError(f"{record.source}: no 'answer' field and no \\boxed{{}} in 'solution'")
-            examples.append(
-                Example(
-                    id=str(record.data.get("unique_id", f"math500/{split}/{i}")),
-                    question=problem,
-                    answer=str(answer),
-                    meta={"solution": solution},
-                    source=record.source,
-                )
-            )
-        return examples
+        return [self.example_from_row(record, i, split) for i, record in enumerate(self._records(split))]
+
+    def example_from_row(self, record: Record, index: int = 0, split: str = "test") -> Example:
+        """A row with ``problem`` and ``answer`` (or a ``solution`` whose last ``\\boxed{}`` is the answer)."""
+        problem = record.get("problem", str)
+        solution = record.data.get("solution")
+        answer = record.data.get("answer") or (last_boxed(solution) if isinstance(solution, str) else None)
+        if not answer:
+            raise DataError(f"{record.source}: no 'answer' field and no \\boxed{{}} in 'solution'")
+        return Example(
+            id=str(record.data.get("unique_id", f"math500/{split}/{index}")),
+            question=problem,
+            answer=str(answer),
+            meta={"solution": solution},
+            source=record.source,
+            row=record.data,
+        )
 
     def message(self, example: Example) -> str:
         """The problem and the boxed-answer instruction."""

@@ -61,7 +61,8 @@ class MBPP(Task):
             for r in read_hub(self.hub_id, split, self.hub_config)
         ]
 
-    def _example(self, record: Record) -> Example:
+    def example_from_row(self, record: Record, index: int = 0, split: str = "test") -> Example:
+        """A row of the release: task_id, the task text, code, setup code (or imports) and test_list."""
         setup = record.data.get(self.setup_field) or ""
         if isinstance(setup, list):  # the sanitized set lists its imports
             setup = "\n".join(setup)
@@ -72,10 +73,11 @@ class MBPP(Task):
             answer=record.get("code", str),
             meta={"task_id": record.get("task_id", int), "tests": tests, "setup": setup},
             source=record.source,
+            row=record.data,
         )
 
     def _all(self) -> list[Example]:
-        return [self._example(r) for r in self._records()]
+        return [self.example_from_row(r, i) for i, r in enumerate(self._records())]
 
     def load(self, split: str = "test") -> list[Example]:
         """The problems whose task ids belong to ``split``."""

@@ -12,12 +12,14 @@ cell accuracy over all empty cells of the evaluated puzzles (d1's aggregation, S
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import cache
 from typing import ClassVar
 
 from . import Example, Grade, Task, last_answer_tag, register_task
-from .data import DataError, read_local
+from .answers import answer_tags, clean, last_box, planning_format_ok, unclosed_answer
+from .data import DataError, Record, read_local
 
 SIZE = 4
 CELLS = SIZE * SIZE
@@ -75,22 +77,111 @@ def all_solution_grids() -> tuple[str, ...]:
     return tuple(grids)
 
 
-def sudoku_grade(completion: str, puzzle: str, solution: str) -> Grade:
+# "Row 1:", "row 2 -", "R3)": labels whose digits are not cells.
+_ROW_LABEL = re.compile(r"(?i)\b(?:row|line|r)\s*\d\s*[:.)=-]")
+_BARE_GRID = re.compile(r"(?<!\d)\d{16}(?!\d)")
+_GRID_LINE = re.compile(r"^\W*[0-4](?:\W*[0-4]){3}\W*$")
+
+
+def _cells(content: str) -> str:
+    """The digits of an answer, row labels dropped; with more than 16, the last run of 16 not broken by words."""
+    content = _ROW_LABEL.sub(" ", content)
+    digits = "".join(ch for ch in content if ch.isdigit())
+    if len(digits) > CELLS:
+        runs = _BARE_GRID.findall(re.sub(r"[^\w]", "", content))  # separators dropped, words kept
+        if runs:
+            return runs[-1]
+    return digits
+
+
+def _bare_grid(text: str) -> str | None:
+    """A grid written outside any tag: the last 16-digit run, or the last four lines of four digits 0-4."""
+    runs = _BARE_GRID.findall(text)
+    lines = text.splitlines()
+    for end in range(len(lines), 3, -1):
+        block = lines[end - 4 : end]
+        if all(_GRID_LINE.match(line) for line in block):
+            grid = "".join(ch for line in block for ch in line if ch.isdigit())
+            if not runs or text.rfind(runs[-1]) < text.rfind(block[-1]):
+                return grid
+            break
+    return runs[-1] if runs else None
+
+
+def extract_sudoku(completion: str) -> tuple[str | None, str]:
+    """The digits of a completion's grid and where they were found (d1's evaluation reads all of these).
+
+    In order: the answer tag left open at the end of the budget; the last closed ``<answer>`` holding a digit
+    (a ``\\boxed{}`` or code fence inside it is read through); an empty tag followed by the grid; the last
+    box; a grid written bare (16 digits in a row, or four lines of four). Returns ``(digits, source)``,
+    ``(None, "none")`` when there is no grid.
+    """
+    text = clean(completion)
+    tail = unclosed_answer(text)
+    tags = answer_tags(text)
+    with_digits = [t for t in tags if _has_digit(t)]
+    after = text.rsplit("</answer>", 1)[1] if tags else ""
+    box = last_box(text)
+    if tail is not None and _has_digit(tail):
+        content, source = tail, "unclosed_tag"
+    elif with_digits:
+        content, source = with_digits[-1], "answer_tag"
+    elif _has_digit(after):
+        content, source = after, "after_tag"
+    elif box is not None and _has_digit(box.content):
+        content, source = box.content, "boxed"
+    else:
+        grid = _bare_grid(text)
+        return (grid, "text") if grid is not None else (None, "none")
+    inner = last_box(content)
+    if inner is not None and _has_digit(inner.content):
+        content = inner.content
+    return _cells(content), source
+
+
+def _has_digit(text: str) -> bool:
+    return any(ch.isdigit() for ch in text)
+
+
+def sudoku_format_ok(completion: str, reasoning: bool = True) -> bool:
+    """The strict format: (reasoning and) one closed answer tag holding exactly 16 digits (whitespace
+    between them allowed), nothing after it."""
+    answer = planning_format_ok(completion, reasoning)
+    return answer is not None and re.fullmatch(r"(?:\s*\d){16}\s*", answer) is not None
+
+
+def sudoku_grade(completion: str, puzzle: str, solution: str, *, strict: bool = False, reasoning: bool = True) -> Grade:
     """Partial credit: correct digits on the puzzle's blanks / number of blanks (d1's Sudoku reward).
 
-    As d1's ``sudoku_reward_func``: the answer is the digits of the last ``<answer>`` tag (no tag: no digits),
-    padded with 0 or cut to 16; cell i of the answer is compared with cell i of the solution on every blank.
+    As d1's ``sudoku_reward_func``: the answer's digits (:func:`extract_sudoku`; ``strict``: only those of the
+    last closed ``<answer>`` tag, the generated task's reward as designed) padded with 0 or cut to 16; cell i of
+    the answer is compared with cell i of the solution on every blank. Fields: ``cells_correct``,
+    ``cells_total`` (the metric's inputs), ``extracted`` (the digits read), ``answer_from``, ``failure``
+    (``ok``, ``no_answer``, ``wrong_cells``) and ``format_reward`` (:func:`sudoku_format_ok`).
     """
-    tagged = last_answer_tag(completion) or ""
-    digits = "".join(ch for ch in tagged if ch.isdigit())[:CELLS].ljust(CELLS, "0")
+    if strict:
+        tagged = last_answer_tag(completion)
+        digits = None if tagged is None else "".join(ch for ch in tagged if ch.isdigit())
+        source = "none" if tagged is None else "answer_tag"
+    else:
+        digits, source = extract_sudoku(completion)
+    cells = (digits or "")[:CELLS].ljust(CELLS, "0")
     blanks = [i for i, ch in enumerate(puzzle) if ch == "0"]
-    correct = sum(1 for i in blanks if digits[i] == solution[i])
+    correct = sum(1 for i in blanks if cells[i] == solution[i])
     total = len(blanks)
     fraction = correct / total if total else 0.0
+    solved = total > 0 and correct == total
     return Grade(
         reward=fraction,
-        correct=total > 0 and correct == total,
-        fields={"cells_correct": correct, "cells_total": total},
+        correct=solved,
+        fields={
+            "cells_correct": correct,
+            "cells_total": total,
+            "extracted": digits or None,
+            "answer_from": source,
+            "failure": "ok" if solved else "no_answer" if not digits else "wrong_cells",
+            "format_reward": float(sudoku_format_ok(completion, reasoning)),
+        },
     )
 
 
@@ -110,10 +201,16 @@ class SudokuTaskMixin:
     """Grading and metric shared by the real and the generated Sudoku tasks."""
 
     metric = "cell_accuracy"
+    # The generated task keeps the strict reader: its SFT base's misformatted demonstrations (no closing tag)
+    # must score 0, or RL has no format to fix (bgpo/tasks/generated.py).
+    strict_answers: ClassVar[bool] = False
+    asks_reasoning: ClassVar[bool] = True  # the real prompt asks for <reasoning>; the generated one does not
 
     def grade_one(self, completion: str, example: Example) -> Grade:
         """Partial credit over the blanks."""
-        return sudoku_grade(completion, example.question, example.answer)
+        return sudoku_grade(
+            completion, example.question, example.answer, strict=self.strict_answers, reasoning=self.asks_reasoning
+        )
 
     def metric_inputs(self, grades: Sequence[Grade]) -> dict[str, list[int]]:
         """Cell accuracy over all empty cells: Σ correct / Σ blanks."""
@@ -143,17 +240,16 @@ class Sudoku(SudokuTaskMixin, Task):
                 f"sudoku needs data_dir: d1's {self.files[split]} is not on the Hugging Face hub "
                 "(use the generated task gen_sudoku without data)"
             )
-        examples = []
-        for record in read_local(path):
-            puzzle, solution = str(record.get("Puzzle")).strip(), str(record.get("Solution")).strip()
-            if len(puzzle) != CELLS or not puzzle.isdigit() or not set(puzzle) <= set("01234"):
-                raise DataError(f"{record.source}: Puzzle must be 16 digits 0-4, got {puzzle!r}")
-            if not is_solution(solution) or any(p not in ("0", s) for p, s in zip(puzzle, solution, strict=True)):
-                raise DataError(f"{record.source}: Solution {solution!r} does not solve puzzle {puzzle!r}")
-            examples.append(
-                Example(id=f"sudoku/{len(examples)}", question=puzzle, answer=solution, source=record.source)
-            )
-        return examples
+        return [self.example_from_row(record, i, split) for i, record in enumerate(read_local(path))]
+
+    def example_from_row(self, record: Record, index: int = 0, split: str = "test") -> Example:
+        """A row with ``Puzzle`` and ``Solution`` (16 digits each, 0 = blank)."""
+        puzzle, solution = str(record.get("Puzzle")).strip(), str(record.get("Solution")).strip()
+        if len(puzzle) != CELLS or not puzzle.isdigit() or not set(puzzle) <= set("01234"):
+            raise DataError(f"{record.source}: Puzzle must be 16 digits 0-4, got {puzzle!r}")
+        if not is_solution(solution) or any(p not in ("0", s) for p, s in zip(puzzle, solution, strict=True)):
+            raise DataError(f"{record.source}: Solution {solution!r} does not solve puzzle {puzzle!r}")
+        return Example(id=f"sudoku/{index}", question=puzzle, answer=solution, source=record.source, row=record.data)
 
     def message(self, example: Example) -> str:
         """d1-style instructions with the grid."""

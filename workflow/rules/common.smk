@@ -7,6 +7,7 @@ import shlex
 
 from snakemake.utils import validate
 
+from bgpo.protocols import CUSTOM, PROTOCOLS, get_protocol
 from bgpo.tasks import task_names
 from bgpo.variants import load_variant, variant_names
 
@@ -74,6 +75,14 @@ def _check_config():
     if config.get("evaluate", {}).get("in_training_job") and config.get("launch", "bgpo") != "bgpo":
         raise ValueError(f"config.evaluate.in_training_job: needs launch: bgpo (one process), not "
                          f"{config['launch']!r}; a multi-process launch evaluates in separate jobs (set it to false)")
+    protocol = config.get("evaluate", {}).get("protocol", CUSTOM)
+    if protocol != CUSTOM and protocol not in PROTOCOLS:
+        raise ValueError(f"config.evaluate.protocol: unknown protocol {protocol!r}{_suggest(protocol, PROTOCOLS)}; "
+                         f"valid: {', '.join([*PROTOCOLS, CUSTOM])}")
+    for key, spec in config["benchmarks"].items():
+        if protocol != CUSTOM and spec["task"] not in PROTOCOLS[protocol].benchmarks:
+            raise ValueError(f"config.benchmarks.{key}: protocol {protocol} does not cover task {spec['task']!r}; "
+                             f"set config.evaluate.protocol to {CUSTOM} or drop the benchmark")
     if config["model"]["source"] == "hub" and not config["model"].get("path"):
         raise ValueError("config.model.path: set a hub id or directory when model.source is hub")
 
@@ -85,6 +94,8 @@ RESULTS = config["results"]
 THREADS = int(config.get("threads", 1))
 # Own benchmarks evaluated in the job that trains the model (see config.evaluate.in_training_job).
 IN_JOB = bool(config.get("evaluate", {}).get("in_training_job", False))
+# The evaluation protocol of every evaluation (bgpo/protocols.py): recorded in each row, named in each table.
+PROTOCOL = config.get("evaluate", {}).get("protocol", CUSTOM)
 if config.get("offline", True):
     for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         os.environ[_var] = "1"
@@ -274,6 +285,8 @@ def _bench_args(bench, length):
         args += f" --limit {spec['limit']}" + (" --random-subset" if spec.get("random_subset") else "")
     if config.get("data_dir"):
         args += f" --data-dir {q(config['data_dir'])}"
+    if PROTOCOL != CUSTOM:  # bgpo evaluate then refuses settings that contradict the protocol
+        args += f" --protocol {PROTOCOL}"
     return args
 
 # ---- helpers of tables.smk
@@ -283,7 +296,10 @@ TABLES = ["table1", "table2_nt", "table3_lemma", "table4_ood", "table6_length"]
 
 
 def _metric(bench):
-    return get_task_class(config["benchmarks"][bench]["task"]).metric
+    """The headline metric of a benchmark: the task's, or the one its protocol names (Sudoku)."""
+    metric = get_task_class(config["benchmarks"][bench]["task"]).metric
+    protocol = get_protocol(PROTOCOL)
+    return protocol.metric(metric) if protocol is not None else metric
 
 
 def _label(variant):
@@ -342,6 +358,10 @@ def _lengths(bench, spec):
 
 
 def table_spec(name):
+    return {**_table_spec(name), "protocol": PROTOCOL}
+
+
+def _table_spec(name):
     tables = config.get("tables", {})
     if name == "table1":
         rows = [{"label": _base_label(), "where": {"kind": "base"}}]
