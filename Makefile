@@ -14,7 +14,7 @@ TORCH_CONSTRAINT := $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constrai
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: env run results check test test-all lint format clean
+.PHONY: env run results check test test-all test-shuffled test-robust lint format clean
 
 # The installer: uv by default (parallel downloads, byte-compiles on every core: ~45 s here against ~2 min for
 # pip, most of which is pip compiling every module serially); INSTALLER=pip for plain pip. uv reads neither
@@ -50,6 +50,16 @@ test: $(STAMP)
 
 test-all: PYTEST_ARGS =
 test-all: test
+
+# The suite in a shuffled order under a given thread count (OMP and torch): results must not depend on either.
+THREADS ?= 1
+SEED ?= $(shell date +%s)
+test-shuffled: $(STAMP)
+	$(OFFLINE) OMP_NUM_THREADS=$(THREADS) $(BIN)/pytest $(PYTEST_ARGS) -p no:cacheprovider --random-order \
+		--random-order-seed=$(SEED)
+
+test-robust: $(STAMP)
+	for t in 1 2 4; do $(MAKE) test-shuffled THREADS=$$t || exit 1; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
