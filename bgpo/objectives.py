@@ -50,14 +50,31 @@ def exp_bound(dtype: torch.dtype) -> float:
 def bounded_exp(d: Tensor) -> Tensor:
     """e^d for d ≤ C, e^C·(1 + log(1 + d − C)) above: finite, increasing and C¹ for every finite d.
 
-    Both pieces see clamped inputs, so neither the value nor the gradient of the unused piece can be inf or NaN
-    (a NaN there would survive the multiplication by a zero gradient). For d ≤ C the result is exactly
-    ``torch.exp(d)``: the second factor is 1 + log1p(0) = 1.
+    For d ≤ C the value is exactly ``torch.exp(d)`` and so is the gradient; like ``torch.exp`` it saves only its
+    output for backward (the same memory), from which the slope is recovered in both pieces.
     """
     if d.dtype in (torch.float16, torch.bfloat16):
         d = d.float()
-    bound = exp_bound(d.dtype)
-    return torch.exp(d.clamp(max=bound)) * (1.0 + torch.log1p((d - bound).clamp(min=0.0)))
+    return _BoundedExp.apply(d)
+
+
+class _BoundedExp(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, d: Tensor) -> Tensor:
+        bound = exp_bound(d.dtype)
+        top = math.exp(bound)  # e^C
+        # Both pieces see clamped inputs, so the unused one is never inf or NaN.
+        y = torch.where(d > bound, top * (1.0 + torch.log1p((d - bound).clamp(min=0.0))), torch.exp(d.clamp(max=bound)))
+        ctx.save_for_backward(y)
+        ctx.top = top  # type: ignore[attr-defined]
+        return y
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:
+        (y,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        top = ctx.top  # type: ignore[attr-defined]
+        # Below C the slope is y itself (as torch.exp's backward); above, e^C / (1 + d − C) = e^C · e^(1 − y/e^C).
+        return grad * torch.where(y > top, top * torch.exp(1.0 - y / top), y)
 
 
 def bgpo_terms(ell: Tensor, ell_old: Tensor, advantages: Tensor, n_t: int, bound: str = "both") -> Tensor:
