@@ -226,9 +226,15 @@ class RunSettings:
         """Plain data (YAML-ready)."""
         return dataclasses.asdict(self)
 
-    def digest(self) -> str:
-        """A short hash of the resolved configuration (the ``config_hash`` of results)."""
-        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+    def digest(self, *, location: bool = True) -> str:
+        """A short hash of the resolved configuration (the ``config_hash`` of results).
+
+        ``location=False`` leaves ``output_dir`` out: a run copied to another folder resumes there.
+        """
+        data = self.to_dict()
+        if not location:
+            del data["output_dir"]
+        text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
