@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -63,3 +64,14 @@ def require_choice(value: str, choices: Iterable[str], key: str) -> None:
         raise ConfigError(
             f"{key} must be one of {', '.join(map(repr, choices))}, got {value!r}{suggest(str(value), choices)}"
         )
+
+
+def relocate(message: str, written_for: str, actual: str) -> str:
+    """Rewrite the key paths of a message written for one place to where the keys really are.
+
+    A section's own messages name its keys from a fixed root: method configs say ``set method.n_t``, sampler
+    settings ``change sampler.steps``. The same section lives at different paths (``method.config`` in a run
+    config, ``config.method_config.bgpo`` in the pipeline), so whoever knows the real path rewrites the root:
+    ``relocate("…; set method.n_t", "method", "method.config")`` → ``"…; set method.config.n_t"``.
+    """
+    return re.sub(rf"(?<![\w.]){re.escape(written_for)}\.(?=\w)", f"{actual}.", message)

@@ -15,11 +15,22 @@ code's PPO-style ratio log(1 + d) is not used; on-policy clipping has no effect,
 is evaluated only where it is used, so an overflow in the branch that ``torch.where`` discards cannot turn
 into a NaN gradient.
 
+No finite input overflows. Where A < 0 a large d would overflow e^d (float32: d > 88.7) and turn the loss into
+−inf and the gradient into NaN, so above a bound C the exponential is continued by e^C·(1 + log(1 + d − C)):
+the same value and slope at C, finite for every finite d, still increasing (the gradient keeps pushing d
+down). C leaves a factor 10¹² of headroom below the dtype's largest number for the advantage, the sum over
+responses and backward: d ≤ 61.1 in float32 and bf16, d ≤ 682 in float64 are computed exactly as e^d, bit
+for bit. d is the change of a (per-token) log-likelihood between θ_old and θ within one rollout batch; a
+ratio of e^61 between them is far past any run that still trains, so no realistic value changes. Half-
+precision d is computed in float32, as the ELBO terms themselves are.
+
 The Table 3 ablations use one lemma for both signs of A: ``"lemma1"`` (an upper bound where A < 0) and
 ``"lemma2"`` (an upper bound where A > 0); only ``"both"`` is a lower bound everywhere.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -27,6 +38,43 @@ from torch import Tensor
 from .config import require_choice
 
 BOUNDS = ("both", "lemma1", "lemma2")
+# log(10¹²): how far below the largest finite number e^C stays (see the module docstring).
+EXP_HEADROOM = 12 * math.log(10)
+
+
+def exp_bound(dtype: torch.dtype) -> float:
+    """C of :func:`bounded_exp` for ``dtype``: e^d is exact for d ≤ C (61.1 in float32, 682 in float64)."""
+    return math.log(torch.finfo(dtype).max) - EXP_HEADROOM
+
+
+def bounded_exp(d: Tensor) -> Tensor:
+    """e^d for d ≤ C, e^C·(1 + log(1 + d − C)) above: finite, increasing and C¹ for every finite d.
+
+    For d ≤ C the value is exactly ``torch.exp(d)`` and so is the gradient; like ``torch.exp`` it saves only its
+    output for backward (the same memory), from which the slope is recovered in both pieces.
+    """
+    if d.dtype in (torch.float16, torch.bfloat16):
+        d = d.float()
+    return _BoundedExp.apply(d)
+
+
+class _BoundedExp(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, d: Tensor) -> Tensor:
+        bound = exp_bound(d.dtype)
+        top = math.exp(bound)  # e^C
+        # Both pieces see clamped inputs, so the unused one is never inf or NaN.
+        y = torch.where(d > bound, top * (1.0 + torch.log1p((d - bound).clamp(min=0.0))), torch.exp(d.clamp(max=bound)))
+        ctx.save_for_backward(y)
+        ctx.top = top  # type: ignore[attr-defined]
+        return y
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:
+        (y,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        top = ctx.top  # type: ignore[attr-defined]
+        # Below C the slope is y itself (as torch.exp's backward); above, e^C / (1 + d − C) = e^C · e^(1 − y/e^C).
+        return grad * torch.where(y > top, top * torch.exp(1.0 - y / top), y)
 
 
 def bgpo_terms(ell: Tensor, ell_old: Tensor, advantages: Tensor, n_t: int, bound: str = "both") -> Tensor:
@@ -59,7 +107,7 @@ def bgpo_terms(ell: Tensor, ell_old: Tensor, advantages: Tensor, n_t: int, bound
         linear = torch.full_like(d, bound == "lemma1", dtype=torch.bool)
     # Each branch sees d only where it is used (see the module docstring on NaN gradients).
     tangent = 1.0 + torch.where(linear, d, 0.0)
-    jensen = torch.exp(torch.where(linear, 0.0, d))
+    jensen = bounded_exp(torch.where(linear, 0.0, d))
     return torch.where(linear, tangent, jensen) * a / n_t
 
 

@@ -38,6 +38,39 @@ from .config import require, require_choice
 REMASKING = ("low_confidence", "random")
 
 
+def block_schedule_problem(
+    gen_length: int,
+    block_length: int,
+    steps: int,
+    keys: tuple[str, str, str] = ("gen_length", "block_length", "steps"),
+    root: str = "sampler.",
+) -> str | None:
+    """What is wrong with a block schedule, or ``None``.
+
+    The sampler needs L = blocks × block_length and steps = blocks × steps per block. ``keys`` are the names
+    the message gives the three values and ``root`` the path before them (the pipeline's config calls them
+    ``response_length``, ``block_length`` and ``rollout_steps`` under ``config.tasks.<task>.``).
+    """
+    length_key, block_key, steps_key = keys
+    if gen_length < 1:
+        return f"{length_key} must be ≥ 1, got {gen_length}; set {root}{length_key}"
+    if block_length < 1 or gen_length % block_length:
+        divisors = [d for d in range(1, gen_length + 1) if gen_length % d == 0]
+        shown = ", ".join(map(str, divisors[:12])) + (", …" if len(divisors) > 12 else "")
+        return (
+            f"{length_key} ({gen_length}) must be a multiple of {block_key} ({block_length}): blocks tile the "
+            f"response; change {root}{block_key} to one of {shown} (or {root}{length_key})"
+        )
+    blocks = gen_length // block_length
+    if steps < 1 or steps % blocks:
+        return (
+            f"{steps_key} ({steps}) must be a positive multiple of the number of blocks ({length_key} / {block_key} "
+            f"= {gen_length} / {block_length} = {blocks}): each block gets the same number of steps; change "
+            f"{root}{steps_key} (e.g. to {max(blocks, steps - steps % blocks)})"
+        )
+    return None
+
+
 @dataclass
 class SamplerConfig:
     """Decoding settings (Table 5: length 256–512, block 32, steps length/2 in training, = length in eval).
@@ -65,18 +98,8 @@ class SamplerConfig:
     threshold: float | None = None
 
     def __post_init__(self) -> None:
-        require(self.gen_length >= 1, f"gen_length must be ≥ 1, got {self.gen_length}; set sampler.gen_length")
-        require(
-            self.block_length >= 1 and self.gen_length % self.block_length == 0,
-            f"gen_length ({self.gen_length}) must be a multiple of block_length ({self.block_length}); "
-            "change sampler.gen_length or sampler.block_length",
-        )
-        blocks = self.gen_length // self.block_length
-        require(
-            self.steps >= 1 and self.steps % blocks == 0,
-            f"steps ({self.steps}) must be a positive multiple of the number of blocks "
-            f"({self.gen_length} / {self.block_length} = {blocks}); change sampler.steps",
-        )
+        problem = block_schedule_problem(self.gen_length, self.block_length, self.steps)
+        require(problem is None, str(problem))
         require(self.temperature >= 0, f"temperature must be ≥ 0, got {self.temperature}; set sampler.temperature")
         require_choice(self.remasking, REMASKING, "sampler.remasking")
         require(

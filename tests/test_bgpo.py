@@ -148,3 +148,22 @@ def test_lemma_variants_by_hand():
     torch.testing.assert_close(both, torch.tensor([[1.5 * 2 / 2, -(1 / e) * 2 / 2]], dtype=torch.float64))
     torch.testing.assert_close(lemma1, torch.tensor([[1.5 * 2 / 2, 0.5 * -2 / 2]], dtype=torch.float64))
     torch.testing.assert_close(lemma2, torch.tensor([[e * 2 / 2, -(1 / e) * 2 / 2]], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_no_finite_log_ratio_overflows_the_bound_or_its_gradient(dtype):
+    """A < 0 with d = ±50 (and far beyond): the terms and their gradient stay finite; ordinary d is exact e^d."""
+    d = torch.tensor([50.0, -50.0, 1e4, -1e4, 1e30, -1e30, 0.3, -0.3], dtype=dtype)
+    for sign in (-1.0, 1.0):
+        ell = d.clone().requires_grad_(True)
+        advantages = torch.full_like(d, sign * 1.5)
+        terms = bgpo_terms(ell, torch.zeros_like(d), advantages, n_t=4)
+        (grad,) = torch.autograd.grad(terms.sum(), ell)
+        assert torch.isfinite(terms).all() and torch.isfinite(grad).all(), (sign, terms, grad)
+        assert (grad * sign >= 0).all()  # never the wrong way; down where A < 0 (e^-10000 underflows to 0)
+        assert (grad[d > -100] * sign > 0).all()  # and it still pushes, even far above the bound
+    ell = d[[0, 1, 6, 7]].clone().requires_grad_(True)  # up to 50 (float32: e^50 ≈ 5e21): the paper's maths
+    terms = bgpo_terms(ell, torch.zeros_like(ell), torch.full_like(ell, -1.5), n_t=4)
+    (grad,) = torch.autograd.grad(terms.sum(), ell)
+    assert torch.equal(terms, torch.exp(ell.detach()) * -1.5 / 4)
+    assert torch.equal(grad, torch.exp(ell.detach()) * -1.5 / 4)

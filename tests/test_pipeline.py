@@ -144,6 +144,7 @@ def test_lint_is_clean(tmp_path):
         ({"launch": "accelerate launch -m bgpo.cli"}, ["in_training_job", "launch: bgpo"]),
         ({"evaluate": {"protocol": "bgp"}}, ["config.evaluate.protocol", "did you mean 'bgpo'"]),
         ({"evaluate": {"protocol": "d1"}}, ["config.benchmarks.arithmetic", "protocol d1 does not cover"]),
+        ({"method_config": {"bgpo": {"n_t": "two"}}}, ["config.method_config.bgpo.n_t must be an integer"]),
     ],
 )
 def test_a_config_mistake_fails_at_once_naming_the_key(tmp_path, change, expected):
@@ -152,4 +153,72 @@ def test_a_config_mistake_fails_at_once_naming_the_key(tmp_path, change, expecte
     message = result.stdout + result.stderr
     for text in expected:
         assert text in message, message[-3000:]
+    assert "Traceback" not in message and 'File "' not in message  # one line, no traceback
     assert not (tmp_path / "work").exists()  # nothing ran
+
+
+def _smoke(**changes):
+    config = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    for path, value in changes.items():
+        *parents, last = path.split("__")
+        node = config
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"method_config__bgpo__n_t": "two"}, "config.method_config.bgpo.n_t must be an integer, got 'two' (str)"),
+        (
+            {"method_config__bgpo__n_t": -1},
+            "config.method_config.bgpo: n_t must be an integer ≥ 1, got -1; set config.method_config.bgpo.n_t",
+        ),
+        (
+            {"method_config__bgpo__nt": 2},
+            "config.method_config.bgpo.nt: unknown key 'nt' in method (bgpo) (did you mean 'n_t'?)",
+        ),
+        (
+            {"tasks__arithmetic__method_config__vrpo_ol__n_t": 0},
+            "config.tasks.arithmetic.method_config.vrpo_ol: n_t must be an integer ≥ 1, got 0",
+        ),
+        (
+            {"tasks__arithmetic__block_length": 3},
+            "config.tasks.arithmetic: response_length (8) must be a multiple of block_length (3): blocks tile the "
+            "response; change config.tasks.arithmetic.block_length to one of 1, 2, 4, 8",
+        ),
+        (
+            {"tasks__arithmetic__rollout_steps": 3, "tasks__arithmetic__block_length": 4},
+            "config.tasks.arithmetic: rollout_steps (3) must be a positive multiple of the number of blocks "
+            "(response_length / block_length = 8 / 4 = 2)",
+        ),
+        (
+            {"benchmarks__arithmetic__block_length": 5},
+            "config.benchmarks.arithmetic: gen_length (8) must be a multiple of block_length (5)",
+        ),
+        ({"train__steps": "ten"}, "config.train.steps must be an integer, got 'ten'"),
+        ({"train__advantage": "std"}, "config.train.advantage must be one of 'grpo', 'mean', 'loo', got 'std'"),
+        (
+            {"tasks__arithmetic__train": {"stpes": 3}},
+            "unknown key 'stpes' in config.tasks.arithmetic.train (did you mean 'steps'?)",
+        ),
+        (
+            {"train__prompts_per_step": 3},
+            "config.train.prompts_per_step (3) must be a multiple of config.train.mini_batches (2) (with method "
+            "variant bgpo_offpolicy's train settings {'mini_batches': 2})",
+        ),
+        ({"task_options__gen_arithmetic__operatorz": "+"}, "unknown option 'operatorz' in task gen_arithmetic"),
+        ({"methods": ["bgpo", "vrpo-ol"]}, "config.methods[1]: unknown method variant 'vrpo-ol' (did you mean"),
+    ],
+)
+def test_pipeline_config_errors_are_one_line_naming_the_key_path(changes, message):
+    from bgpo.config import ConfigError
+    from bgpo.pipeline_config import check_pipeline_config
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    check_pipeline_config(_smoke(), schema)  # the smoke config itself is valid
+    with pytest.raises(ConfigError) as error:
+        check_pipeline_config(_smoke(**changes), schema)
+    assert message in str(error.value) and "\n" not in str(error.value)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from . import bench, check, diagnose, evaluate, grade, methods, model, report, tasks, train
@@ -72,17 +73,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     commands = [parser.parse_args(command) for command in split_commands(sys.argv[1:] if argv is None else argv)]
-    from ..config import ConfigError
+    from ..errors import user_errors
 
-    for args in commands:
-        try:
-            code = int(args.func(args) or 0)
-        except ConfigError as err:
-            print(f"bgpo: error: {err}", file=sys.stderr)
-            return 2
-        if code:
-            return code
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        for args in commands:
+            try:
+                code = int(args.func(args) or 0)
+            except user_errors() as err:  # a config, data or run error: its message says what to change
+                print(f"bgpo: error: {err}", file=sys.stderr)
+                return 2
+            if code:
+                return code
     return 0
+
+
+_default_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    """Print a run's own warnings as ``bgpo: warning: ...``; others as Python does."""
+    from ..errors import RunWarning
+
+    if issubclass(category, RunWarning):
+        print(f"bgpo: warning: {message}", file=sys.stderr)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
 
 
 if __name__ == "__main__":

@@ -22,13 +22,12 @@ def cuda_available() -> bool:
 
 def load_yaml(path: Path | None) -> dict[str, Any]:
     """A YAML file of settings as a mapping (``{}`` for no file)."""
-    import yaml
-
     from ..config import ConfigError
+    from ..run_config import read_yaml
 
     if path is None:
         return {}
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    data = read_yaml(path, "settings") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings")
     return data

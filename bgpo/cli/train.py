@@ -23,7 +23,11 @@ def add_parser(sub: Subparsers) -> None:
         "--set", nargs="*", default=[], metavar="KEY=VALUE", help="e.g. train.steps=10 method.variant=vrpo_ol"
     )
     train.add_argument("--output-dir", type=Path)
-    train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
+    start = train.add_mutually_exclusive_group()
+    start.add_argument(
+        "--resume", action="store_true", help="continue the run in output_dir from its newest intact checkpoint"
+    )
+    start.add_argument("--overwrite", action="store_true", help="delete what output_dir holds and start again")
     train.set_defaults(func=run_train)
 
 
@@ -45,9 +49,12 @@ def run_train(args: argparse.Namespace) -> int:
     """Run (or resume) one RL run; print the summary."""
     from ..run_config import load_run_settings
     from ..trainer import Trainer
+    from ..training.checkpoint import check_output_dir
 
     overrides = list(args.set) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
     settings = load_run_settings(args.config, overrides)
-    summary = Trainer(settings).train(resume=args.resume)
+    # Before the model is loaded (minutes at paper scale): a folder holding another run is refused at once.
+    check_output_dir(Path(settings.output_dir), resume=args.resume, overwrite=args.overwrite)
+    summary = Trainer(settings).train(resume=args.resume, overwrite=args.overwrite)
     print(json.dumps(summary))
     return 0

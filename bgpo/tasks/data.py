@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -78,29 +79,54 @@ def _json_array(path: Path, text: str) -> list[Record]:
         records.append(Record(value, f"{path}:{line}"))
 
 
+def _text(path: Path, data: bytes) -> str:
+    """``data`` decoded as UTF-8; undecodable bytes are a :class:`DataError` naming the file, line and column."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise DataError(
+            f"{path}:{line}: byte {data[err.start]:#04x} at column {column} is not UTF-8 ({err.reason}); "
+            "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
+
+
 def read_local(path: str | Path) -> list[Record]:
-    """Read a local ``.jsonl``, ``.jsonl.gz``, ``.json`` (array), ``.csv`` or ``.parquet`` file."""
+    """Read a local ``.jsonl``, ``.jsonl.gz``, ``.json`` (array), ``.csv`` or ``.parquet`` file.
+
+    Text must be UTF-8; undecodable bytes and a file without rows are :class:`DataError` naming the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data file {path} does not exist; check data_dir (it should hold {path.name})")
+    records = _read_local(path)
+    if not records:
+        raise DataError(f"{path}: the file has no rows; check that it is the right file and was copied completely")
+    return records
+
+
+def _read_local(path: Path) -> list[Record]:
     name = path.name
     if name.endswith(".jsonl.gz"):
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            return _json_lines(path, f)
+        with gzip.open(path, "rb") as f:
+            try:
+                data = f.read()
+            except (OSError, EOFError) as err:  # gzip reports a damaged or truncated archive this way
+                raise DataError(f"{path}: not a complete gzip file ({err})") from None
+        return _json_lines(path, io.StringIO(_text(path, data)))
     if name.endswith(".jsonl"):
-        with open(path, encoding="utf-8") as f:
-            return _json_lines(path, f)
+        return _json_lines(path, io.StringIO(_text(path, path.read_bytes())))
     if name.endswith(".json"):
-        return _json_array(path, path.read_text(encoding="utf-8"))
+        return _json_array(path, _text(path, path.read_bytes()))
     if name.endswith(".csv"):
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            records = []
-            for row in reader:
-                if None in row or any(v is None for v in row.values()):
-                    raise DataError(f"{path}:{reader.line_num}: expected {len(reader.fieldnames or [])} columns")
-                records.append(Record(dict(row), f"{path}:{reader.line_num}"))
-            return records
+        reader = csv.DictReader(io.StringIO(_text(path, path.read_bytes()), newline=""))
+        records = []
+        for row in reader:
+            if None in row or any(v is None for v in row.values()):
+                raise DataError(f"{path}:{reader.line_num}: expected {len(reader.fieldnames or [])} columns")
+            records.append(Record(dict(row), f"{path}:{reader.line_num}"))
+        return records
     if name.endswith(".parquet"):
         import pyarrow.parquet as pq
 

@@ -1,90 +1,30 @@
 # Configuration checks and the helpers of all the rules. Nothing here touches models or data, so a config error
 # is reported in seconds, naming the key and what to change.
-import difflib
 import json
 import os
 import shlex
 
 from snakemake.utils import validate
 
-from bgpo.protocols import CUSTOM, PROTOCOLS, get_protocol
-from bgpo.tasks import task_names
+from bgpo.protocols import CUSTOM, get_protocol
 from bgpo.variants import load_variant, variant_names
 
 
-def _suggest(name, valid):
-    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def check_keys(data, schema, where="config", defs=None):
-    """Unknown keys in closed sections: name the key, a suggestion and the valid keys."""
-    defs = schema.get("$defs", {}) if defs is None else defs
-    if isinstance(schema, dict) and schema.get("$ref", "").startswith("#/$defs/"):
-        schema = defs[schema["$ref"].removeprefix("#/$defs/")]
-    if not isinstance(data, dict) or not isinstance(schema, dict):
-        return
-    props = schema.get("properties", {})
-    if schema.get("additionalProperties") is False:
-        for key in data:
-            if key not in props:
-                raise ValueError(
-                    f"{where}: unknown key {key!r}{_suggest(key, props)}; valid keys: {', '.join(sorted(props))}"
-                )
-    for key, value in data.items():
-        if key in props:
-            check_keys(value, props[key], f"{where}.{key}", defs)
-        elif isinstance(schema.get("additionalProperties"), dict):
-            check_keys(value, schema["additionalProperties"], f"{where}.{key}", defs)
-
-
 def _check_config():
+    """Every config mistake is one line naming its key (bgpo/pipeline_config.py), before anything runs."""
     import yaml
 
-    schema = yaml.safe_load(open(workflow.source_path("../schemas/config.schema.yaml")))
-    check_keys(config, schema)
-    validate(config, workflow.source_path("../schemas/config.schema.yaml"))
-    variants, tasks = variant_names(), task_names()
-    for name in list(config["methods"]) + list(config.get("method_config", {})):
-        if name not in variants:
-            raise ValueError(f"config.methods: unknown method variant {name!r}{_suggest(name, variants)}; "
-                             f"valid: {', '.join(variants)} (configs/methods/)")
-    for key, spec in config["tasks"].items():
-        for name in spec["tasks"]:
-            if name not in tasks:
-                raise ValueError(f"config.tasks.{key}.tasks: unknown task {name!r}{_suggest(name, tasks)}; "
-                                 f"valid: {', '.join(tasks)}")
-        for bench in spec["benchmarks"]:
-            if bench not in config["benchmarks"]:
-                raise ValueError(f"config.tasks.{key}.benchmarks: {bench!r} is not a key of config.benchmarks "
-                                 f"({', '.join(config['benchmarks'])})")
-    for key, spec in config["benchmarks"].items():
-        if spec["task"] not in tasks:
-            raise ValueError(f"config.benchmarks.{key}.task: unknown task {spec['task']!r}"
-                             f"{_suggest(spec['task'], tasks)}; valid: {', '.join(tasks)}")
-    tables = config.get("tables", {})
-    for name, spec in tables.items():
-        for key in ([spec["task"]] if "task" in spec else []) + list(spec.get("tasks", [])):
-            if key not in config["tasks"]:
-                raise ValueError(f"config.tables.{name}: unknown training task {key!r}; valid: "
-                                 f"{', '.join(config['tasks'])}")
-        for variant in [spec.get("variant")] + list(spec.get("variants", [])):
-            if variant is not None and variant not in variants:
-                raise ValueError(f"config.tables.{name}: unknown method variant {variant!r}"
-                                 f"{_suggest(variant, variants)}")
-    if config.get("evaluate", {}).get("in_training_job") and config.get("launch", "bgpo") != "bgpo":
-        raise ValueError(f"config.evaluate.in_training_job: needs launch: bgpo (one process), not "
-                         f"{config['launch']!r}; a multi-process launch evaluates in separate jobs (set it to false)")
-    protocol = config.get("evaluate", {}).get("protocol", CUSTOM)
-    if protocol != CUSTOM and protocol not in PROTOCOLS:
-        raise ValueError(f"config.evaluate.protocol: unknown protocol {protocol!r}{_suggest(protocol, PROTOCOLS)}; "
-                         f"valid: {', '.join([*PROTOCOLS, CUSTOM])}")
-    for key, spec in config["benchmarks"].items():
-        if protocol != CUSTOM and spec["task"] not in PROTOCOLS[protocol].benchmarks:
-            raise ValueError(f"config.benchmarks.{key}: protocol {protocol} does not cover task {spec['task']!r}; "
-                             f"set config.evaluate.protocol to {CUSTOM} or drop the benchmark")
-    if config["model"]["source"] == "hub" and not config["model"].get("path"):
-        raise ValueError("config.model.path: set a hub id or directory when model.source is hub")
+    from bgpo.config import ConfigError
+    from bgpo.pipeline_config import check_pipeline_config
+
+    schema_path = workflow.source_path("../schemas/config.schema.yaml")
+    with open(schema_path) as f:
+        schema = yaml.safe_load(f)
+    try:
+        check_pipeline_config(config, schema)
+    except ConfigError as err:
+        raise SystemExit(f"config error: {err}") from None  # Snakemake prints a SystemExit's message alone
+    validate(config, schema_path)  # fills in the schema's defaults; the check above has found any error
 
 
 _check_config()
