@@ -142,6 +142,7 @@ def test_lint_is_clean(tmp_path):
             ["config.tasks.arithmetic.sft", "stpes", "did you mean 'steps'"],
         ),
         ({"launch": "accelerate launch -m bgpo.cli"}, ["in_training_job", "launch: bgpo"]),
+        ({"resources": {"trian": {"gpu": 8}}}, ["config.resources", "trian", "did you mean 'train'"]),
     ],
 )
 def test_a_config_mistake_fails_at_once_naming_the_key(tmp_path, change, expected):

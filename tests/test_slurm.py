@@ -95,19 +95,12 @@ def _config(tmp: Path) -> Path:
 
 def _command(tmp: Path, config: Path, *args: str) -> list[str]:
     guard = ["timeout", "-s", "INT", "-k", "60", str(RUN_LIMIT)]  # SIGINT: Snakemake cancels its jobs and exits
-    snakemake = [
-        str(SNAKEMAKE),
-        "-s",
-        str(ROOT / "Snakefile"),
-        "-d",
-        str(tmp),
-        "--profile",
-        str(ROOT / "profiles/slurm"),
-    ]
+    snakemake = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(tmp)]
+    profile = ["--profile", str(ROOT / "profiles" / "slurm")]
     # The profile as shipped, but the first status check comes after 10 s, not 40 (each check then waits 10 s
     # longer than the last until a job ends): minutes less on a DAG of 30-second jobs.
     sooner = ["--slurm-init-seconds-before-status-checks", "10"]
-    return [*guard, *snakemake, *sooner, *args, "--configfile", str(config)]
+    return [*guard, *snakemake, *profile, *sooner, *args, "--configfile", str(config)]
 
 
 def _snakemake(tmp: Path, config: Path, *args: str) -> subprocess.CompletedProcess:
@@ -126,17 +119,8 @@ def test_the_profile_names_no_partition_and_asks_for_little_by_default():
 
 def _planned_resources(tmp: Path, *configs: Path) -> dict[str, list[dict[str, str]]]:
     """Rule → the resources of each of its jobs, from a dry run of every target."""
-    command = [
-        str(SNAKEMAKE),
-        "-s",
-        str(ROOT / "Snakefile"),
-        "-d",
-        str(tmp),
-        "-n",
-        "all",
-        "--configfile",
-        *map(str, configs),
-    ]
+    snakemake = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "-d", str(tmp)]
+    command = [*snakemake, "-n", "all", "--configfile", *map(str, configs)]
     result = subprocess.run(command, cwd=tmp, capture_output=True, text=True, timeout=300, env=_env())
     assert result.returncode == 0, result.stderr[-3000:]
     jobs, rule = {}, None
