@@ -7,6 +7,13 @@
 #   snakemake -n --configfile config/paper.yaml results/table1.csv        # the paper's DAG (LLaDA-8B)
 #   snakemake --profile profiles/slurm --configfile config/paper.yaml     # ... on a SLURM cluster
 
+import os
+import sys
+
+# The rules call `bgpo`: the environment running Snakemake goes first on PATH, so its `bgpo` is found without an
+# activated environment, here and in cluster jobs (a SLURM job runs this Snakefile with the same Python).
+os.environ.update(PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
+
 # The embedded default. A --configfile replaces it (Snakemake would otherwise merge the two key by key).
 if not workflow.overwrite_configfiles:
 

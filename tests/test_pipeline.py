@@ -145,6 +145,7 @@ def test_lint_is_clean(tmp_path):
         ({"evaluate": {"protocol": "bgp"}}, ["config.evaluate.protocol", "did you mean 'bgpo'"]),
         ({"evaluate": {"protocol": "d1"}}, ["config.benchmarks.arithmetic", "protocol d1 does not cover"]),
         ({"method_config": {"bgpo": {"n_t": "two"}}}, ["config.method_config.bgpo.n_t must be an integer"]),
+        ({"resources": {"trian": {"gpu": 8}}}, ["config.resources", "trian", "did you mean 'train'"]),
     ],
 )
 def test_a_config_mistake_fails_at_once_naming_the_key(tmp_path, change, expected):

@@ -354,3 +354,17 @@ def cli_args(options):
         elif value is not False and value is not None:
             out.append(f"{flag} {q(value)}")
     return " ".join(out)
+
+
+# ---- cluster resources (profiles/slurm; README "Running on a SLURM cluster")
+def rule_resources(group=None):
+    """A rule's resources from config.resources: all_jobs, then gpu_jobs when ``group`` asks for a GPU, then the
+    group's own (sft, train, evaluate, bench, diagnose). A null value is left out (the cluster's default); the
+    profile's default-resources fill in what none of them sets, and a rule's CPUs are its threads."""
+    spec = config.get("resources", {})
+    own = spec.get(group, {}) if group else {}
+    merged = dict(spec.get("all_jobs", {}))
+    if own.get("gpu") or "gpu" in str(own.get("gres", "")):
+        merged.update(spec.get("gpu_jobs", {}))
+    merged.update(own)
+    return {key: value for key, value in merged.items() if value is not None}

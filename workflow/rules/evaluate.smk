@@ -10,7 +10,7 @@ rule evaluate_base:
         f"{WORK}/logs/eval/base/{{task}}/{{bench}}/len{{length}}.log",
     threads: THREADS
     resources:
-        **config.get("resources", {}).get("evaluate", {}),
+        **rule_resources("evaluate"),
     params:
         env=ENV,
         args=lambda w: _bench_args(w.bench, w.length),
@@ -33,7 +33,7 @@ rule evaluate_run:
         f"{WORK}/logs/eval/runs/{{variant}}/{{task}}/nt{{nt}}/seed{{seed}}/{{bench}}/len{{length}}.log",
     threads: THREADS
     resources:
-        **config.get("resources", {}).get("evaluate", {}),
+        **rule_resources("evaluate"),
     params:
         env=ENV,
         args=lambda w: _bench_args(w.bench, w.length),

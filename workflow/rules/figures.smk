@@ -9,6 +9,8 @@ rule fig_reward_curves:
         report(f"{RESULTS}/figures/fig2_reward_curves.png", category="Figures", caption="../report/fig2.rst"),
     log:
         f"{WORK}/logs/figures/fig2.log",
+    resources:
+        **rule_resources(),
     params:
         logs=q(_table1_logs()),
     conda:
@@ -25,6 +27,8 @@ rule fig_step_time:
         csv=f"{RESULTS}/figures/fig3_step_time.csv",
     log:
         f"{WORK}/logs/figures/fig3_step_time.log",
+    resources:
+        **rule_resources(),
     params:
         logs=q(_table1_logs()),
     conda:
@@ -41,7 +45,7 @@ rule fig_memory:
         f"{WORK}/logs/figures/fig1.log",
     threads: THREADS
     resources:
-        **config.get("resources", {}).get("bench", {}),
+        **rule_resources("bench"),
     params:
         env=ENV,
         args=lambda w: cli_args(config.get("figures", {}).get("memory", {})),
@@ -60,6 +64,8 @@ rule fig_gradients:
     log:
         f"{WORK}/logs/figures/fig3_grad.log",
     threads: THREADS
+    resources:
+        **rule_resources("diagnose"),
     params:
         env=ENV,
         model=lambda w: base_model(config["figures"]["diagnostics"]["task"]),

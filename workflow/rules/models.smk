@@ -7,6 +7,8 @@ rule data:
         f"{WORK}/data/{{name}}/manifest.json",
     log:
         f"{WORK}/logs/data/{{name}}.log",
+    resources:
+        **rule_resources(),
     params:
         env=ENV,
         out=lambda w, output: os.path.dirname(output[0]),
@@ -26,6 +28,8 @@ rule tokenizer:
         f"{WORK}/models/tokenizer/tokenizer.json",
     log:
         f"{WORK}/logs/tokenizer.log",
+    resources:
+        **rule_resources(),
     params:
         env=ENV,
         out=lambda w, output: os.path.dirname(output[0]),
@@ -49,6 +53,8 @@ rule base:
     log:
         f"{WORK}/logs/base/{{task}}.log",
     threads: THREADS
+    resources:
+        **rule_resources("sft"),
     params:
         env=ENV,
         out=lambda w, output: os.path.dirname(output[0]),

@@ -9,6 +9,8 @@ rule aggregate:
         f"{WORK}/logs/aggregate/{{table}}.log",
     wildcard_constraints:
         table="|".join(TABLES),
+    resources:
+        **rule_resources(),
     conda:
         ENVFILE
     shell:
@@ -22,6 +24,8 @@ rule runs_csv:
         f"{RESULTS}/runs.csv",
     log:
         f"{WORK}/logs/aggregate/runs.log",
+    resources:
+        **rule_resources(),
     conda:
         ENVFILE
     shell:
@@ -38,6 +42,8 @@ rule table:
         f"{WORK}/logs/tables/{{table}}.log",
     wildcard_constraints:
         table="|".join(TABLES),
+    resources:
+        **rule_resources(),
     params:
         spec=lambda w: q(table_spec(w.table)),
         paper=lambda w: f"--paper {RESULTS}/paper/{w.table}.csv" if os.path.exists(f"{RESULTS}/paper/{w.table}.csv") else "",

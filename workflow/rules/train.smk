@@ -13,7 +13,7 @@ rule train:
         f"{WORK}/logs/train/{{variant}}/{{task}}/nt{{nt}}/seed{{seed}}.log",
     threads: THREADS
     resources:
-        **config.get("resources", {}).get("train", {}),
+        **rule_resources("train"),
     params:
         env=ENV,
         settings=train_overrides,
