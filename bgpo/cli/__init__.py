@@ -16,6 +16,7 @@ bgpo bench sampler  decoding throughput of the block-wise sampler
 bgpo bench memory   peak memory and step time per method and n_t, a fresh process each (Fig. 1)
 bgpo bench chunks   BGPO's samples per pass k: memory vs time, and the speed targets
 bgpo report ...     runs.csv, tables beside the paper's numbers, reward curves, step times
+bgpo compare        did a run reproduce a reference? cells within the spread, conclusions that hold or flip
 
 Commands joined by --then run in one process, one after another: bgpo train ... --then evaluate ...
 """
@@ -27,11 +28,11 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from . import bench, check, diagnose, evaluate, grade, methods, model, report, tasks, train
+from . import bench, check, compare, diagnose, evaluate, grade, methods, model, report, tasks, train
 
 # One module per command (or group of commands), each with ``add_parser(subparsers)``; the order is the
 # order of ``bgpo --help``.
-COMMANDS = [check, methods, diagnose, bench, evaluate, grade, tasks, train, report, model]
+COMMANDS = [check, methods, diagnose, bench, evaluate, grade, tasks, train, report, compare, model]
 
 
 def build_parser() -> argparse.ArgumentParser:
