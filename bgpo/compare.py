@@ -11,8 +11,9 @@ contributes 0, so a single-number cell must match the other side's spread alone.
 Conclusions, per column: **RL beats base** (every row below the first improves on the first, the base) and the
 **ordering** of rows. A conclusion counts only where the reference resolves it (the two means differ by more
 than their combined spread, and by at least ``MIN_GAP`` = 1 point, so that single numbers without a spread, such
-as the paper's, do not make every small gap a conclusion); it **flips** when the run finds the opposite with its own spread resolving that too,
-and is **unresolved** when the run cannot tell. ``compare`` exits with status 1 when a conclusion flips.
+as the paper's, do not make every small gap a conclusion); it **flips** when the run finds the opposite with its
+own spread resolving that too, and is **unresolved** when the run cannot tell. ``compare`` exits with status 1
+when a conclusion flips.
 
 Rows are matched by label, ignoring a leading ``+ `` (the paper's rows), and a first row naming the starting
 policy (``base (SFT)``, ``LLaDA-8B-Instruct``) is ``base``; columns by name. Tables with no cell in common

@@ -31,6 +31,7 @@ import torch
 from .grading import scored_record, task_metrics
 from .models import DiffusionLM
 from .protocols import CUSTOM, EvalSettings
+from .provenance import machine
 from .sampler import SamplerConfig, generate
 from .tasks import Example, Task, render_prompt
 from .tasks.code_exec import sandbox_backends
@@ -209,7 +210,7 @@ def run_evaluation(
                 examples = examples[:task_limit]
         start = time.perf_counter()
         records, metrics = evaluate_task(model, task, examples, task_config, batch_size=batch_size, seed=seed)
-        extra_cols = {**(extra or {}), "seconds": round(time.perf_counter() - start, 3)}
+        extra_cols = {**(extra or {}), "seconds": round(time.perf_counter() - start, 3), **machine()}
         rows += write_results(out_dir, task, split, records, metrics, task_config, extra_cols, protocol)
     frame = pd.DataFrame(rows)
     frame.to_csv(out_dir / "metrics.csv", index=False)

@@ -20,7 +20,7 @@ import pandas as pd
 
 RUN_COLUMNS = [
     "kind", "method", "train_task", "benchmark", "metric", "value", "seed", "n_t", "gen_length", "protocol", "step",
-    "n", "git_commit", "config_hash", "model",
+    "n", "git_commit", "config_hash", "model", "cpu", "threads", "torch", "transformers",
 ]  # fmt: skip
 
 

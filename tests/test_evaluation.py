@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import transformers
 from torch import nn
 
 from bgpo.cli import main
@@ -87,6 +88,9 @@ def test_evaluate_command(model, tmp_path, capsys):
     metrics = list(csv.DictReader((tmp_path / "out" / "metrics.csv").open()))
     assert {r["metric"] for r in metrics} == {"accuracy", "mean_reward", "format_reward"}
     assert metrics[0]["steps"] == "8" and metrics[0]["protocol"] == "custom"
+    # Where it ran: two machines' results must be told apart (floating-point reductions differ across CPUs).
+    assert metrics[0]["cpu"] and int(metrics[0]["threads"]) >= 1
+    assert metrics[0]["torch"] == torch.__version__ and metrics[0]["transformers"] == transformers.__version__
 
 
 def test_metrics_record_the_sandbox_that_graded_code(model, tmp_path):
