@@ -82,15 +82,31 @@ def train_settings(task):
     return merged
 
 
-def base_model(task):
-    return f"{WORK}/models/base/{task}" if config["model"]["source"] == "sft" else config["model"]["path"]
+def base_seed(seed):
+    """The SFT seed of the base that RL seed ``seed`` starts from (config.base_seed: matched or fixed)."""
+    if config["model"]["source"] != "sft":  # a hub model is one base, whatever the seed
+        return 0
+    return int(seed) if config.get("base_seed", "matched") == "matched" else 0
 
 
-def base_inputs(task):
+def base_seeds():
+    """The SFT seeds of the bases Table 1's runs start from."""
+    return list(dict.fromkeys(base_seed(s) for s in config["seeds"]))
+
+
+def base_dir(task, seed):
+    return f"{WORK}/models/base/{task}/seed{base_seed(seed)}"
+
+
+def base_model(task, seed):
+    return base_dir(task, seed) if config["model"]["source"] == "sft" else config["model"]["path"]
+
+
+def base_inputs(task, seed):
     """The base model's files when the pipeline builds it (none for a hub model)."""
     if config["model"]["source"] != "sft":
         return []
-    return [f"{WORK}/models/base/{task}/sft_summary.json"]
+    return [f"{base_dir(task, seed)}/sft_summary.json"]
 
 
 def run_dir(variant, task, nt, seed):
@@ -107,8 +123,8 @@ def run_meta(w):
     return f"kind=rl method={w.variant} train_task={w.task} n_t={w.nt} seed={w.seed}"
 
 
-def base_meta(task):
-    return f"kind=base method=base train_task={task} n_t=0 seed=0"
+def base_meta(task, seed):
+    return f"kind=base method=base train_task={task} n_t=0 seed={base_seed(seed)}"
 
 
 def is_own(task, bench, length):
@@ -131,10 +147,14 @@ def base_in_job():
     return IN_JOB and config["model"]["source"] == "sft"
 
 
-def base_metrics(task, bench, length):
+def base_eval_dir(task, seed):
+    return f"{WORK}/eval/base/{task}/seed{base_seed(seed)}"
+
+
+def base_metrics(task, bench, length, seed):
     if base_in_job() and is_own(task, bench, length):
-        return own_eval(f"{WORK}/eval/base/{task}")
-    return f"{WORK}/eval/base/{task}/{bench}/len{length}/metrics.csv"
+        return own_eval(base_eval_dir(task, seed))
+    return f"{base_eval_dir(task, seed)}/{bench}/len{length}/metrics.csv"
 
 
 def then_evaluate(model, task, out, meta):
@@ -169,7 +189,8 @@ def own_metrics(runs):
 
 
 def base_own_metrics():
-    return unique(base_metrics(t, b, bench_length(b)) for t in TASKS for b in config["tasks"][t]["benchmarks"])
+    return unique(base_metrics(t, b, bench_length(b), s) for t in TASKS for b in config["tasks"][t]["benchmarks"]
+                  for s in base_seeds())
 
 
 # ---- helpers of models.smk
@@ -192,7 +213,7 @@ def train_overrides(w):
     bench = config["benchmarks"][first]
     eval_sampler = {"gen_length": bench["gen_length"], "block_length": bench["block_length"],
                     "steps": bench["steps"], "temperature": 0.0}
-    model = {"path": base_model(w.task), "dtype": config["model"].get("dtype", "float32")}
+    model = {"path": base_model(w.task, w.seed), "dtype": config["model"].get("dtype", "float32")}
     for key in ("lora", "gradient_checkpointing"):
         if key in config["model"]:
             model[key] = config["model"][key]
@@ -276,7 +297,7 @@ def _table_inputs(name):
         return own_metrics(runs)
     if name == "table4_ood":
         spec = tables["table4"]
-        files = [base_metrics(spec["tasks"][0], b, bench_length(b)) for b in BENCHMARKS]
+        files = [base_metrics(spec["tasks"][0], b, bench_length(b), s) for b in BENCHMARKS for s in base_seeds()]
         for t in spec["tasks"]:
             files += [run_metrics(spec["variant"], t, n_t(spec["variant"], t), s, b, bench_length(b))
                       for s in seeds for b in BENCHMARKS]

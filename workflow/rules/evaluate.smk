@@ -3,20 +3,20 @@
 
 rule evaluate_base:
     input:
-        lambda w: base_inputs(w.task),
+        lambda w: base_inputs(w.task, w.seed),
     output:
-        f"{WORK}/eval/base/{{task}}/{{bench}}/len{{length}}/metrics.csv",
+        f"{WORK}/eval/base/{{task}}/seed{{seed}}/{{bench}}/len{{length}}/metrics.csv",
     log:
-        f"{WORK}/logs/eval/base/{{task}}/{{bench}}/len{{length}}.log",
+        f"{WORK}/logs/eval/base/{{task}}/seed{{seed}}/{{bench}}/len{{length}}.log",
     threads: THREADS
     resources:
         **rule_resources("evaluate"),
     params:
         env=ENV,
         args=lambda w: _bench_args(w.bench, w.length),
-        model=lambda w: base_model(w.task),
-        meta=lambda w: f"{base_meta(w.task)} benchmark={w.bench}",
-        out=lambda w: f"{WORK}/eval/base/{w.task}/{w.bench}/len{w.length}",
+        model=lambda w: base_model(w.task, w.seed),
+        meta=lambda w: f"{base_meta(w.task, w.seed)} benchmark={w.bench}",
+        out=lambda w: f"{base_eval_dir(w.task, w.seed)}/{w.bench}/len{w.length}",
     conda:
         ENVFILE
     shell:

@@ -57,7 +57,7 @@ rule fig_memory:
 
 rule fig_gradients:
     input:
-        base_inputs(config["figures"]["diagnostics"]["task"]),
+        base_inputs(config["figures"]["diagnostics"]["task"], 0),
     output:
         png=report(f"{RESULTS}/figures/fig3_grad_std_bias.png", category="Figures", caption="../report/fig3_grad.rst"),
         csv=f"{RESULTS}/figures/fig3_grad_std_bias.csv",
@@ -68,7 +68,7 @@ rule fig_gradients:
         **rule_resources("diagnose"),
     params:
         env=ENV,
-        model=lambda w: base_model(config["figures"]["diagnostics"]["task"]),
+        model=lambda w: base_model(config["figures"]["diagnostics"]["task"], 0),
         args=lambda w: cli_args({k: v for k, v in config["figures"]["diagnostics"].items() if k != "task"}),
     conda:
         ENVFILE

@@ -47,11 +47,11 @@ rule base:
     input:
         rules.tokenizer.output,
     output:
-        f"{WORK}/models/base/{{task}}/sft_summary.json",
+        f"{WORK}/models/base/{{task}}/seed{{seed}}/sft_summary.json",
         # With evaluate.in_training_job, the base is evaluated on the task's own benchmarks by this job too.
-        *([own_eval(f"{WORK}/eval/base/{{task}}")] if base_in_job() else []),
+        *([own_eval(f"{WORK}/eval/base/{{task}}/seed{{seed}}")] if base_in_job() else []),
     log:
-        f"{WORK}/logs/base/{{task}}.log",
+        f"{WORK}/logs/base/{{task}}/seed{{seed}}.log",
     threads: THREADS
     resources:
         **rule_resources("sft"),
@@ -68,10 +68,11 @@ rule base:
                 ("dtype", config["model"].get("dtype", "float32")),
                 ("response_length", config["tasks"][w.task]["response_length"]),
                 *{**config.get("sft", {}), **config["tasks"][w.task].get("sft", {})}.items(),
+                ("seed", int(w.seed)),
             ]
         ),
         evaluate=lambda w: then_evaluate(
-            base_model(w.task), w.task, f"{WORK}/eval/base/{w.task}", base_meta(w.task)
+            base_model(w.task, w.seed), w.task, base_eval_dir(w.task, w.seed), base_meta(w.task, w.seed)
         ) if base_in_job() else "",
     conda:
         ENVFILE

@@ -4,7 +4,7 @@
 
 rule train:
     input:
-        lambda w: base_inputs(w.task),
+        lambda w: base_inputs(w.task, w.seed),
     output:
         f"{WORK}/runs/{{variant}}/{{task}}/nt{{nt}}/seed{{seed}}/summary.json",
         # With evaluate.in_training_job, the model's own benchmarks are evaluated by this job too.
