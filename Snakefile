@@ -41,6 +41,7 @@ include: "workflow/rules/figures.smk"
 rule all:
     input:
         f"{RESULTS}/table1.csv",
+        f"{RESULTS}/table1_paired.csv",
         f"{RESULTS}/table2_nt.csv",
         f"{RESULTS}/table3_lemma.csv",
         f"{RESULTS}/table4_ood.csv",

@@ -173,6 +173,13 @@ def _check_names(config: Mapping[str, Any]) -> None:
             variant(name_, f"config.tables.{name}.variant")
         for i, name_ in enumerate(spec.get("variants", [])):
             variant(name_, f"config.tables.{name}.variants[{i}]")
+    for i, pair in enumerate(config.get("tables", {}).get("paired", {}).get("pairs", [])):
+        for name_ in pair:
+            if name_ not in config["methods"]:
+                raise ConfigError(
+                    f"config.tables.paired.pairs[{i}]: {name_!r} is not one of Table 1's methods "
+                    f"({', '.join(config['methods'])}){suggest(name_, config['methods'])}"
+                )
 
 
 def _check_block_schedules(config: Mapping[str, Any]) -> None:

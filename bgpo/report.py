@@ -24,6 +24,14 @@ RUN_COLUMNS = [
 ]  # fmt: skip
 
 
+COST = "cost"  # the benchmark column of a run's cost rows (peak memory and time, from its log.jsonl)
+# Student's t 97.5% quantiles for 1..30 degrees of freedom (a 95% two-sided interval); the normal's beyond.
+_T975 = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+    2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+]  # fmt: skip
+
+
 def git_commit(root: Path | None = None) -> str:
     """The checkout's commit (with ``-dirty`` if it has uncommitted changes), or ``unknown``."""
     try:
@@ -84,7 +92,7 @@ def build_table(runs: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
     for row in spec["rows"]:
         out: dict[str, Any] = {"row": row["label"]}
         for col in spec["columns"]:
-            values = _cell(runs, spec, row, col)["value"].astype(float) * scale
+            values = _cell(runs, spec, row, col)["value"].astype(float) * col.get("scale", scale)
             out[col["label"]] = values.mean() if len(values) else math.nan
             out[f"{col['label']}_std"] = values.std(ddof=1) if len(values) > 1 else 0.0 if len(values) else math.nan
             out[f"{col['label']}_n"] = len(values)
@@ -95,7 +103,8 @@ def build_table(runs: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
 def _cell(runs: pd.DataFrame, spec: dict[str, Any], row: dict[str, Any], col: dict[str, Any]) -> pd.DataFrame:
     """The rows of ``runs`` behind one cell of a table."""
     where = {
-        **({"protocol": spec["protocol"]} if spec.get("protocol") else {}),
+        # Costs come from training logs, not from an evaluation: no protocol.
+        **({"protocol": spec["protocol"]} if spec.get("protocol") and col.get("benchmark") != COST else {}),
         **row.get("where", {}),
         "benchmark": col["benchmark"],
         "metric": col["metric"],
@@ -109,7 +118,8 @@ def table_protocols(runs: pd.DataFrame, spec: dict[str, Any]) -> list[str]:
     """The evaluation protocols of the results a table shows (one, unless the runs mix them)."""
     if "protocol" not in runs:
         return ["not recorded"]
-    found = {str(p) for r in spec["rows"] for c in spec["columns"] for p in _cell(runs, spec, r, c)["protocol"]}
+    columns = [c for c in spec["columns"] if c.get("benchmark") != COST]  # costs are not evaluations
+    found = {str(p) for r in spec["rows"] for c in columns for p in _cell(runs, spec, r, c)["protocol"]}
     return sorted(found)
 
 
@@ -173,6 +183,91 @@ def write_table(
     if paper is not None and paper.is_file():
         reference = pd.read_csv(paper, dtype=str).fillna("–")
         text += ["", f"The paper ({paper.name}; LLaDA-8B-Instruct, 8 × H800):", "", markdown_table(reference)]
+    out_md.write_text("\n".join(text) + "\n")
+    return table
+
+
+def run_costs(log: Path, meta: dict[str, str]) -> pd.DataFrame:
+    """A run's costs as tidy rows (benchmark ``cost``): what Table 1's cost columns average.
+
+    ``peak_saved_mib``: the largest bytes saved for backward in any step (the memory an objective keeps alive;
+    BGPO's is flat in n_t); ``step_seconds``: the mean wall time of a training step (rollout, rewards,
+    likelihoods and backward, optimiser), on this machine.
+    """
+    from .training.runlog import log_steps
+
+    records = log_steps(log)
+    if not records:
+        from .config import ConfigError
+
+        raise ConfigError(f"{log}: no training steps logged")
+    values = {
+        "peak_saved_mib": max(r["peak_saved_bytes"] for r in records) / 2**20,
+        "step_seconds": sum(r["step_time"] for r in records) / len(records),
+    }
+    rows = [{**meta, "benchmark": COST, "metric": metric, "value": value, "n": len(records)}
+            for metric, value in values.items()]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def t_quantile(df: int) -> float:
+    """Student's t 97.5% quantile with ``df`` degrees of freedom (the half-width factor of a 95% interval)."""
+    if df < 1:
+        return math.nan
+    return _T975[df - 1] if df <= len(_T975) else 1.96
+
+
+def paired_differences(runs: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
+    """Paired differences between methods, seed by seed: mean and 95% t-interval per column.
+
+    ``spec = {"pairs": [{"label": "BGPO − VRPO-OL", "a": {"method": "bgpo"}, "b": {"method": "vrpo_ol"}}],
+    "columns": [...], "scale": 100, "protocol": ...}`` (columns as in :func:`build_table`). Runs are paired by
+    seed, and with the default's matched design the same seed means the same SFT base, data order and rollout
+    noise, so the difference removes what the two runs share. Returns one row per pair with ``<label>``
+    (mean difference), ``<label>_low``/``<label>_high`` (the interval) and ``<label>_n`` (pairs).
+    """
+    scale = spec.get("scale", 100.0)
+    rows = []
+    for pair in spec["pairs"]:
+        out: dict[str, Any] = {"row": pair["label"]}
+        for col in spec["columns"]:
+            a = _cell(runs, spec, {"where": pair["a"]}, col).groupby("seed")["value"].mean().astype(float)
+            b = _cell(runs, spec, {"where": pair["b"]}, col).groupby("seed")["value"].mean().astype(float)
+            d = (a - b).dropna() * col.get("scale", scale)
+            mean = d.mean() if len(d) else math.nan
+            half = t_quantile(len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else math.nan
+            out.update({col["label"]: mean, f"{col['label']}_low": mean - half, f"{col['label']}_high": mean + half,
+                        f"{col['label']}_n": len(d)})  # fmt: skip
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def write_paired(runs: pd.DataFrame, spec: dict[str, Any], out_csv: Path, out_md: Path) -> pd.DataFrame:
+    """Write :func:`paired_differences` as CSV and Markdown cells ``+1.2 [−0.5, +2.9] (n = 3)``."""
+    table = paired_differences(runs, spec)
+    labels = [c["label"] for c in spec["columns"]]
+    out = pd.DataFrame({"row": table["row"]})
+    for label in labels:
+        cells = []
+        for mean, low, high, n in zip(table[label], table[f"{label}_low"], table[f"{label}_high"],
+                                      table[f"{label}_n"], strict=True):  # fmt: skip
+            if n == 0:
+                cells.append("–")
+            elif n == 1:
+                cells.append(f"{mean:+.1f} (n = 1)")
+            else:
+                cells.append(f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]")
+        out[label] = cells
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(out_csv, index=False)
+    n = int(table[[f"{label}_n" for label in labels]].max().max()) if len(table) else 0
+    rows = {**spec, "rows": [{"where": p["a"]} for p in spec["pairs"]]}
+    text = [f"# {spec.get('title', out_csv.stem)}", "",
+            f"Mean difference over seeds (points), paired by seed, with its 95% t-interval ({n} seeds; an "
+            "interval that excludes 0 resolves the difference at this sample size):", "", markdown_table(out), "",
+            protocol_line(table_protocols(runs, rows))]  # fmt: skip
+    if spec.get("note"):
+        text += ["", spec["note"]]
     out_md.write_text("\n".join(text) + "\n")
     return table
 

@@ -85,6 +85,9 @@ def test_the_smoke_config_builds_every_table_and_figure(smoke_run):
     table1 = (tmp / "results" / "table1.csv").read_text()
     for row in ["base (SFT)", "diffu-GRPO", "VRPO-OL", "BGPO (off-policy)", "BGPO"]:
         assert f"\n{row}," in table1, row
+    assert table1.splitlines()[0].endswith(",saved MiB,s / step")  # the cost columns, measured in the runs
+    paired = (tmp / "results" / "table1_paired.csv").read_text()
+    assert "BGPO − VRPO-OL" in paired and "BGPO − diffu-GRPO" in paired
     header = (tmp / "results" / "runs.csv").read_text().splitlines()[0].split(",")
     assert {"method", "seed", "step", "benchmark", "metric", "value", "git_commit", "config_hash"} <= set(header)
 

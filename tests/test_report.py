@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
+import pytest
 
 from bgpo.report import aggregate, write_table
 
@@ -38,3 +41,49 @@ def test_old_metrics_without_a_protocol_say_so(tmp_path):
     assert list(runs.protocol) == ["not recorded"]
     write_table(runs, SPEC, tmp_path / "t.csv", tmp_path / "t.md")
     assert "Evaluation protocol: not recorded." in (tmp_path / "t.md").read_text()
+
+
+# ---------------------------------------------------------------------------------- paired differences, costs
+def _paired_runs() -> pd.DataFrame:
+    rows = []
+    for seed, (a, b) in enumerate([(0.80, 0.70), (0.76, 0.70), (0.82, 0.74)]):  # BGPO − VRPO-OL: 10, 6, 8 points
+        rows.append({"kind": "rl", "method": "bgpo", "benchmark": "sudoku", "metric": "cell_accuracy", "value": a,
+                     "seed": seed, "protocol": "custom"})  # fmt: skip
+        rows.append({"kind": "rl", "method": "vrpo_ol", "benchmark": "sudoku", "metric": "cell_accuracy", "value": b,
+                     "seed": seed, "protocol": "custom"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+PAIRED = {
+    "pairs": [{"label": "BGPO − VRPO-OL", "a": {"method": "bgpo"}, "b": {"method": "vrpo_ol"}}],
+    "columns": [{"label": "Sudoku", "benchmark": "sudoku", "metric": "cell_accuracy"}],
+    "protocol": "custom",
+}
+
+
+def test_paired_differences_are_seed_by_seed_with_a_t_interval(tmp_path):
+    from bgpo.report import paired_differences, t_quantile, write_paired
+
+    table = paired_differences(_paired_runs(), PAIRED)
+    row = table.iloc[0]
+    assert row["Sudoku"] == pytest.approx(8.0) and row["Sudoku_n"] == 3
+    half = t_quantile(2) * 2.0 / 3**0.5  # differences 10, 6, 8: sd 2, n 3, t(2) = 4.303
+    assert (row["Sudoku_low"], row["Sudoku_high"]) == pytest.approx((8.0 - half, 8.0 + half))
+    # Unpaired, the spreads of each method (5 and 2.3 points) would hide what the pairs show.
+    write_paired(_paired_runs(), PAIRED, tmp_path / "p.csv", tmp_path / "p.md")
+    assert "+8.0 [+3.0, +13.0]" in (tmp_path / "p.csv").read_text()
+    assert "95% t-interval (3 seeds" in (tmp_path / "p.md").read_text()
+
+
+def test_a_runs_costs_come_from_its_log_and_feed_cost_columns(tmp_path):
+    from bgpo.report import build_table, run_costs
+
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps({"step": i + 1, "peak_saved_bytes": b, "step_time": t}) + "\n"
+                           for i, (b, t) in enumerate([(2**20, 1.0), (3 * 2**20, 2.0)])))  # fmt: skip
+    costs = run_costs(log, {"kind": "rl", "method": "bgpo", "seed": "0"})
+    assert dict(zip(costs.metric, costs.value, strict=True)) == {"peak_saved_mib": 3.0, "step_seconds": 1.5}
+    runs = pd.concat([_paired_runs(), costs.assign(seed=0)], ignore_index=True)
+    column = {"label": "saved MiB", "benchmark": "cost", "metric": "peak_saved_mib", "scale": 1}
+    spec = {"rows": [{"label": "BGPO", "where": {"method": "bgpo"}}], "protocol": "custom", "columns": [column]}
+    assert build_table(runs, spec).iloc[0]["saved MiB"] == 3.0  # no protocol filter, its own scale

@@ -28,6 +28,17 @@ def add_parser(sub: Subparsers) -> None:
     tab.add_argument("--markdown", type=Path, required=True)
     tab.add_argument("--paper", type=Path)
     tab.set_defaults(func=run_table)
+    pair = rep_sub.add_parser("paired", help="paired differences between methods, seed by seed, with 95% intervals")
+    pair.add_argument("--runs", type=Path, required=True)
+    pair.add_argument("--spec", required=True, help="JSON: pairs, columns (see bgpo.report.paired_differences)")
+    pair.add_argument("--out", type=Path, required=True)
+    pair.add_argument("--markdown", type=Path, required=True)
+    pair.set_defaults(func=run_paired)
+    costs = rep_sub.add_parser("costs", help="a run's peak saved-for-backward memory and step time as tidy rows")
+    costs.add_argument("--log", type=Path, required=True, help="the run's log.jsonl")
+    costs.add_argument("--meta", nargs="*", default=[], metavar="KEY=VALUE", help="columns: kind, method, seed...")
+    costs.add_argument("--out", type=Path, required=True)
+    costs.set_defaults(func=run_costs)
     cur = rep_sub.add_parser("curves", help="Fig. 2: training reward curves")
     cur.add_argument("--logs", required=True, help='JSON {"task|method|seed": "path/log.jsonl"}')
     cur.add_argument("--out", type=Path, required=True)
@@ -70,6 +81,30 @@ def run_table(args: argparse.Namespace) -> int:
     runs = pd.read_csv(args.runs)
     table = report.write_table(runs, json.loads(args.spec), args.out, args.markdown, args.paper)
     print(table.to_string(index=False))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def run_paired(args: argparse.Namespace) -> int:
+    """Paired differences (CSV and Markdown) from the tidy runs."""
+    import pandas as pd
+
+    from .. import report
+
+    table = report.write_paired(pd.read_csv(args.runs), json.loads(args.spec), args.out, args.markdown)
+    print(table.to_string(index=False))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def run_costs(args: argparse.Namespace) -> int:
+    """A run's costs from its log as tidy rows beside its metrics."""
+    from .. import report
+
+    meta = dict(kv.split("=", 1) for kv in args.meta)
+    frame = report.run_costs(args.log, meta)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.out, index=False)
     print(f"wrote {args.out}")
     return 0
 

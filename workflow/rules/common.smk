@@ -286,7 +286,8 @@ def table_inputs(name):
 def _table_inputs(name):
     seeds, tables = config["seeds"], config.get("tables", {})
     if name == "table1":
-        return base_own_metrics() + own_metrics(table1_runs())
+        costs = [f"{run_dir(v, t, n, s)}/costs.csv" for v, t, n, s in table1_runs()]
+        return base_own_metrics() + own_metrics(table1_runs()) + costs
     if name == "table2_nt":
         spec = tables["table2"]
         runs = [(spec["variant"], spec["task"], n, s) for n in spec["n_t"] for s in seeds]
@@ -313,6 +314,31 @@ def _table_inputs(name):
     raise ValueError(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
 
 
+def _table1_note():
+    """What Table 1's ± covers and what its cost columns are (the caption)."""
+    seeds = ", ".join(map(str, config["seeds"]))
+    design = ("each RL seed starts from the SFT base trained with the same seed, so the spread includes the base's "
+              "own" if config.get("base_seed", "matched") == "matched" and config["model"]["source"] == "sft"
+              else "every run starts from the same base")
+    n_ts = ", ".join(f"{_label(v)} {n_t(v, TASKS[0])}" for v in config["methods"] if "n_t" in method_config(v, TASKS[0]))
+    return (f"± is the standard deviation over seeds {seeds} ({design}; seed s also fixes the data order and the "
+            f"rollout noise). MC sample sizes n_t: {n_ts}. Cost columns: peak bytes saved for backward in a "
+            "training step (MiB) and seconds per step, averaged over tasks and seeds.")
+
+
+def paired_spec():
+    """Table 1's paired comparisons (config.tables.paired): each pair's difference, seed by seed, per benchmark."""
+    pairs = config.get("tables", {}).get("paired", {}).get("pairs", [])
+    return {
+        "title": "Table 1, paired differences",
+        "pairs": [{"label": f"{_label(a)} − {_label(b)}", "a": {"kind": "rl", "method": a},
+                   "b": {"kind": "rl", "method": b}} for a, b in pairs],
+        "columns": _columns(_own_benches()),
+        "protocol": PROTOCOL,
+        "note": _table1_note(),
+    }
+
+
 def _lengths(bench, spec):
     base = bench_length(bench)
     return [int(x) if spec.get("absolute") else int(round(x * base)) for x in spec["lengths"]]
@@ -327,7 +353,12 @@ def _table_spec(name):
     if name == "table1":
         rows = [{"label": _base_label(), "where": {"kind": "base"}}]
         rows += [{"label": _label(v), "where": {"kind": "rl", "method": v}} for v in config["methods"]]
-        return {"title": "Table 1: main results", "rows": rows, "columns": _columns(_own_benches())}
+        # What each row cost, measured in the same runs (mean over tasks and seeds): the memory its objective keeps
+        # alive and the time per training step on the machine that ran it.
+        costs = [{"label": "saved MiB", "benchmark": "cost", "metric": "peak_saved_mib", "scale": 1},
+                 {"label": "s / step", "benchmark": "cost", "metric": "step_seconds", "scale": 1}]
+        return {"title": "Table 1: main results", "rows": rows, "columns": _columns(_own_benches()) + costs,
+                "note": _table1_note()}
     if name == "table2_nt":
         spec = tables["table2"]
         rows = [{"label": f"n_t = {n}", "where": {"method": spec["variant"], "n_t": n}} for n in spec["n_t"]]

@@ -52,3 +52,22 @@ rule table:
     shell:
         "bgpo report table --runs {input.runs} --spec {params.spec} --out {output.csv} --markdown {output.md} "
         "{params.paper} > {log} 2>&1"
+
+
+rule paired:
+    input:
+        runs=f"{WORK}/aggregate/table1.csv",
+    output:
+        csv=report(f"{RESULTS}/table1_paired.csv", category="Tables"),
+        md=f"{RESULTS}/table1_paired.md",
+    log:
+        f"{WORK}/logs/tables/table1_paired.log",
+    resources:
+        **rule_resources(),
+    params:
+        spec=lambda w: q(paired_spec()),
+    conda:
+        ENVFILE
+    shell:
+        "bgpo report paired --runs {input.runs} --spec {params.spec} --out {output.csv} --markdown {output.md} "
+        "> {log} 2>&1"

@@ -7,6 +7,8 @@ rule train:
         lambda w: base_inputs(w.task, w.seed),
     output:
         f"{WORK}/runs/{{variant}}/{{task}}/nt{{nt}}/seed{{seed}}/summary.json",
+        # Its costs (peak bytes saved for backward, seconds per step) as tidy rows: Table 1's cost columns.
+        f"{WORK}/runs/{{variant}}/{{task}}/nt{{nt}}/seed{{seed}}/costs.csv",
         # With evaluate.in_training_job, the model's own benchmarks are evaluated by this job too.
         *([own_eval(f"{WORK}/runs/{{variant}}/{{task}}/nt{{nt}}/seed{{seed}}/eval")] if IN_JOB else []),
     log:
@@ -19,6 +21,7 @@ rule train:
         settings=train_overrides,
         launch=config.get("launch", "bgpo"),
         out=lambda w: run_dir(w.variant, w.task, w.nt, w.seed),
+        meta=run_meta,
         evaluate=lambda w: then_evaluate(
             run_model(w), w.task, f"{run_dir(w.variant, w.task, w.nt, w.seed)}/eval", run_meta(w)
         ) if IN_JOB else "",
@@ -26,5 +29,6 @@ rule train:
         ENVFILE
     shell:
         # --resume continues a run that was killed (its checkpoints are in the output folder).
-        "{params.env} {params.launch} train --set {params.settings} --output-dir {params.out} --resume "
-        "{params.evaluate} > {log} 2>&1"
+        "({params.env} {params.launch} train --set {params.settings} --output-dir {params.out} --resume "
+        "{params.evaluate} && bgpo report costs --log {params.out}/log.jsonl --meta {params.meta} "
+        "--out {params.out}/costs.csv) > {log} 2>&1"
