@@ -50,6 +50,14 @@ def test_mbpp_reference_code_passes_its_tests(name, count):
     examples = task.load("test")
     assert len(examples) == count
     grades = task.grade([task.demonstration(e) for e in examples], examples)
+    # A reference that timed out on a loaded machine (e.g. task 123 sums amicable numbers below 10000) says
+    # nothing about its correctness: grade those again, alone and with a generous limit. Any other failure counts.
+    slow = [i for i, g in enumerate(grades) if g.fields["status"] == "timeout"]
+    if slow:
+        patient = build_task(name, data_dir=DATA, timeout=60.0)
+        for i, grade in zip(slow, patient.grade([task.demonstration(examples[i]) for i in slow],
+                                                [examples[i] for i in slow]), strict=True):  # fmt: skip
+            grades[i] = grade
     failures = [(e.id, g.fields["status"]) for e, g in zip(examples, grades, strict=True) if not g.correct]
     # Every reference passes in this release (the upstream determinism fixes of tasks 341/596/642 included).
     assert failures == []
