@@ -147,7 +147,7 @@ def test_spg_by_hand(negative):
         "mask": MC_MASK[:, None],  # (N, μ=1, m=2, L)
         "t": MC_T[:, None],
         "prompt_noise": torch.zeros(2, 1, 2, 1, dtype=torch.bool),
-        "token_scale": torch.ones(2, dtype=torch.float64),  # equal lengths: n_i·N/Σn = 1
+        "token_scale": torch.ones(2, dtype=torch.float64),  # no EOS: n_i / L = 1
     }
     # y1 (A > 0): ELBO = mean_j Σ log p / (t_j·n) = (log(1/4)/(0.5·2) + 2·log(1/4)/2)/2 = log(1/4).
     elbo1 = LOG(1 / 4)
@@ -161,6 +161,19 @@ def test_spg_by_hand(negative):
     want = -(1 * elbo1 + -1 * bound2) / 2
     config = {"negative": negative, "eubo_beta": beta, "n_t": 2}
     assert loss_of("spg", config, state) == pytest.approx(want, abs=1e-12)
+
+
+def test_spg_masks_stop_at_the_first_eos_and_weight_by_the_completion(model, gen):
+    batch = random_batch(model, num_responses=4, response_length=12, generator=gen)
+    batch.eos_token_id = model.eos_token_id
+    batch.response_ids[0, 5] = batch.response_ids[2, 0] = model.eos_token_id  # completions of 6, 12, 1, 12 tokens
+    method = build_method("spg", {"n_t": 3, "block_length": 4})
+    state = method.prepare(model, batch, gen)
+    after_eos = ~completion_mask(batch)
+    assert after_eos.sum() == 6 + 11
+    assert state["mask"][:, 0].transpose(0, 1)[:, after_eos].all()  # always masked, as SPG's release
+    torch.testing.assert_close(state["token_scale"], torch.tensor([6, 12, 1, 12], dtype=torch.float64) / 12)
+    assert (state["t"][2] == 1).all()  # a one-token completion is always masked
 
 
 def test_spg_eubo_is_above_the_elbo_and_finite_for_unmasked_tokens():
