@@ -101,6 +101,23 @@ def test_diffu_grpo_d1_mode_by_hand():
     assert method.updates_per_batch == 2 and method.needs_reference
 
 
+def test_d1_mode_normaliser_is_exact_in_float64():
+    # 2 responses, 3 + 4 = 7 completion tokens: the scale is N / 7 = 2/7, which float32 rounds (2/7 ≈ 0.2857142984).
+    batch = RolloutBatch(
+        prompt_ids=torch.tensor([[5], [5]]),
+        prompt_mask=torch.ones(2, 1, dtype=torch.bool),
+        response_ids=torch.tensor([[3, 4, 7, 7], [3, 4, 4, 4]]),
+        advantages=torch.tensor([1.0, -1.0], dtype=torch.float64),
+        mask_token_id=9,
+        eos_token_id=7,
+    )
+    method = build_method("diffu_grpo", {"mode": "d1", "kl_beta": 0.0, "num_iterations": 1})
+    state = method.prepare(theta_old(), batch, torch.Generator().manual_seed(0), on_policy=True)
+    assert state["token_scale"].dtype == torch.float64
+    # Exact on purpose: N / tokens is one correctly rounded float64 division, so it must equal Python's 2/7.
+    assert state["token_scale"].tolist() == [2 / 7, 2 / 7]
+
+
 def test_completion_mask_stops_after_the_first_eos():
     batch = RolloutBatch(
         prompt_ids=torch.tensor([[5], [5]]),
