@@ -38,6 +38,10 @@ def check_keys(data, schema, where="config", defs=None):
             check_keys(value, schema["additionalProperties"], f"{where}.{key}", defs)
 
 
+# Variants trained and tabulated only in the full results (table1_all), after Table 1's methods.
+EXTRA_METHODS = list(config.get("extra_methods", []))
+
+
 def _check_config():
     import yaml
 
@@ -48,6 +52,10 @@ def _check_config():
     for name in list(config["methods"]) + list(config.get("method_config", {})):
         if name not in variants:
             raise ValueError(f"config.methods: unknown method variant {name!r}{_suggest(name, variants)}; "
+                             f"valid: {', '.join(variants)} (configs/methods/)")
+    for name in EXTRA_METHODS:
+        if name not in variants:
+            raise ValueError(f"config.extra_methods: unknown method variant {name!r}{_suggest(name, variants)}; "
                              f"valid: {', '.join(variants)} (configs/methods/)")
     for key, spec in config["tasks"].items():
         for name in spec["tasks"]:
@@ -218,6 +226,11 @@ def table1_runs():
     return [(v, t, n_t(v, t), s) for v in config["methods"] for t in TASKS for s in config["seeds"]]
 
 
+def all_methods_runs():
+    """(variant, task, n_t, seed) of table1_all: Table 1's runs and config.extra_methods' runs alike."""
+    return [(v, t, n_t(v, t), s) for v in config["methods"] + EXTRA_METHODS for t in TASKS for s in config["seeds"]]
+
+
 def unique(paths):
     """Paths without repeats, in order (a job's own-benchmark CSV holds several benchmarks)."""
     return list(dict.fromkeys(paths))
@@ -293,6 +306,9 @@ def _bench_args(bench, length):
 from bgpo.tasks import get_task_class
 
 TABLES = ["table1", "table2_nt", "table3_lemma", "table4_ood", "table6_length"]
+# Table 1 with config.extra_methods too (the full results), when there are any.
+if EXTRA_METHODS:
+    TABLES.append("table1_all")
 
 
 def _metric(bench):
@@ -326,6 +342,8 @@ def _table_inputs(name):
     seeds, tables = config["seeds"], config.get("tables", {})
     if name == "table1":
         return base_own_metrics() + own_metrics(table1_runs())
+    if name == "table1_all":
+        return base_own_metrics() + own_metrics(all_methods_runs())
     if name == "table2_nt":
         spec = tables["table2"]
         runs = [(spec["variant"], spec["task"], n, s) for n in spec["n_t"] for s in seeds]
@@ -367,6 +385,11 @@ def _table_spec(name):
         rows = [{"label": _base_label(), "where": {"kind": "base"}}]
         rows += [{"label": _label(v), "where": {"kind": "rl", "method": v}} for v in config["methods"]]
         return {"title": "Table 1: main results", "rows": rows, "columns": _columns(_own_benches())}
+    if name == "table1_all":
+        rows = [{"label": _base_label(), "where": {"kind": "base"}}]
+        rows += [{"label": _label(v), "where": {"kind": "rl", "method": v}} for v in config["methods"] + EXTRA_METHODS]
+        return {"title": "Table 1 with further methods (config.extra_methods)", "rows": rows,
+                "columns": _columns(_own_benches())}
     if name == "table2_nt":
         spec = tables["table2"]
         rows = [{"label": f"n_t = {n}", "where": {"method": spec["variant"], "n_t": n}} for n in spec["n_t"]]
