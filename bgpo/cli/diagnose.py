@@ -16,7 +16,13 @@ def add_parser(sub: Subparsers) -> None:
     diag.add_argument("--methods", nargs="+", default=["bgpo", "vrpo_ol", "diffu_grpo"], help="method variants")
     diag.add_argument("--n-t", type=int, nargs="+", default=[1, 2, 4, 8, 16], help="MC sample sizes")
     diag.add_argument(
-        "--repeats", type=int, default=32, help="gradients per setting, K (paper: 8; 32 resolves the 1/√n_t trend)"
+        "--repeats", type=int, default=32, help="gradients per setting at the largest n_t, K (paper: 8 at every n_t)"
+    )
+    diag.add_argument(
+        "--allocation",
+        choices=["sqrt", "equal"],
+        default="sqrt",
+        help="repeats at smaller n_t: sqrt = ⌈K·√(max n_t / n_t)⌉ (cheap draws, heavier tails), equal = K",
     )
     diag.add_argument("--golden-n-t", type=int, default=256, help="MC samples of the golden gradient (paper: 256)")
     diag.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples behind each 95%% interval")
@@ -69,7 +75,13 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
     ]
-    common = dict(repeats=args.repeats, golden_n_t=args.golden_n_t, seed=args.seed, bootstrap=args.bootstrap)
+    common = dict(
+        repeats=args.repeats,
+        allocation=args.allocation,
+        golden_n_t=args.golden_n_t,
+        seed=args.seed,
+        bootstrap=args.bootstrap,
+    )
     sweep = len(batches) > 1 or args.p_mask_prompt is not None
     if sweep:
         frame = diagnostics_sweep(model, batches, args.methods, args.n_t, p_mask_prompts=args.p_mask_prompt, **common)
