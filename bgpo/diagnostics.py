@@ -14,6 +14,8 @@ whose on-policy gradient equals it exactly, in chunks) — and with D the number
   independent halves h1, h2 of n_t/2 samples each: g* = (h1 + h2)/2, σ*² = (1/D) Σ_d (h1_d − h2_d)²/4;
 * ``cosine``: the cosine similarity of ḡ and g*;
 * ``rel_std`` / ``rel_bias``: ``std`` and ``bias`` divided by the RMS of g*;
+* ``mean_rms``: the RMS of ḡ, the method's own mean gradient (``std`` / ``mean_rms`` is its noise-to-signal ratio:
+  methods whose gradients differ in size, as the one-pass estimate's and the ELBO's, compare by it);
 * ``std_slope`` (one row per method with three or more n_t, ``n_t`` empty): the least-squares slope of
   log ``std`` against log n_t. An unbiased MC mean of n_t independent samples has std ∝ n_t^(−1/2), slope −0.5;
   BGPO's stratified timesteps can only make it steeper.
@@ -192,6 +194,7 @@ def _statistics(d: _Draws, counts: np.ndarray, golden_var: float, resampled: boo
         "cosine": dot / np.sqrt(mean2 * d.golden2),
         "rel_std": np.sqrt(std2) / golden_rms,
         "rel_bias": np.sqrt(bias2) / golden_rms,
+        "mean_rms": np.sqrt(mean2 / d.dim),
     }
 
 

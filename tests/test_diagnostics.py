@@ -102,6 +102,7 @@ def test_gram_statistics_equal_the_direct_computation():
             "std": sample.var(0, unbiased=True).mean().sqrt().item(),
             "bias": (mean - golden).pow(2).mean().sqrt().item(),
             "cosine": torch.nn.functional.cosine_similarity(mean, golden, dim=0).item(),
+            "mean_rms": mean.pow(2).mean().sqrt().item(),
         }
         for metric, value in want.items():
             assert got[metric][row] == pytest.approx(value, rel=1e-10), (row, metric)
