@@ -46,6 +46,7 @@ rule all:
         f"{RESULTS}/table3_lemma.csv",
         f"{RESULTS}/table4_ood.csv",
         f"{RESULTS}/table6_length.csv",
+        *([f"{RESULTS}/table1_all.csv"] if EXTRA_METHODS else []),
         f"{RESULTS}/runs.csv",
         f"{RESULTS}/figures/fig1_memory.png",
         f"{RESULTS}/figures/fig2_reward_curves.png",

@@ -129,9 +129,9 @@ class DiffuGRPO(Method):
         if self.d1:
             # d1 divides the summed token losses by the completion tokens of the whole mini-batch: each
             # response's token sum is scaled by N / (tokens), so the driver's mean over N gives that.
-            tokens = completion_mask(batch)
-            scale = batch.num_responses / tokens.sum().clamp_min(1)
-            state["token_scale"] = torch.full((batch.num_responses,), float(scale), dtype=torch.float64)
+            # In float64: N / tokens of two int64 tensors would be a float32 tensor (torch's default dtype).
+            scale = batch.num_responses / max(int(completion_mask(batch).sum()), 1)
+            state["token_scale"] = torch.full((batch.num_responses,), scale, dtype=torch.float64)
         return state
 
     def loss_chunks(

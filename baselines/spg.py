@@ -9,10 +9,12 @@ sign of the advantage (SPEC §3):
   EUBO = (1/β) · mean_{i∈I} log S_i with S_i = (1/m) Σ_j 1[i masked in j] · p_ij^β / t_j, I the tokens masked
   in at least one sample. Maximising A·L with A ≤ 0 pushes the upper bound down, hence the "sandwich".
 
-Masks are block-wise (:func:`bgpo.diffusion.draw_block_masks`): per sample one decoding block is partially
-masked, later blocks fully masked, and the remaining positions, prompt included, masked with probability
-``p_mask_prompt``. The bounds are non-linear across the m samples (log of a mean), so all m graphs form
-one chunk. Loss normalisation as released: Σ_i A_i·L_i·n_i / Σ_i n_i, n_i the counted tokens.
+Masks are block-wise, as SPG's release builds them (:func:`bgpo.diffusion.draw_block_masks`): per sample one
+decoding block of the completion is partially masked, later blocks fully masked, the earlier blocks and the prompt
+masked with probability ``p_mask_prompt``, and everything after the first EOS always masked. The completion is
+SPG's ``completion_mask``: the counted tokens up to and including the first EOS; only its tokens are scored and
+counted in t and in the loss weights. The bounds are non-linear across the m samples (log of a mean), so all m
+graphs form one chunk.
 
 Config sources (SPG release): m = num_t = 2; ω = mix_weight = 0.5; β = eubo_beta = 1.5 (GSM8K/MATH; 1.0 for
 Sudoku, 2.0 for Countdown with EUBO only); block_length 32 and p_mask_prompt 0.15 (d1's train.yaml, which
@@ -20,8 +22,11 @@ SPG's scripts appear to share: unverified); μ = 4 inner updates in the release,
 (one update per rollout batch, as in the BGPO framework). A = r − mean in the release; here the trainer's
 shared advantage.
 
-Omitted: SPG's completion mask up to the first EOS (the shared ``response_mask`` decides), KL (β = 0 in
-the release).
+Changed: the release's loss is Σ_i A_i·L_i·n_i / Σ_i n_i over the device batch (n_i the completion tokens); here
+each response is weighted by n_i / L (L the padded response length), Σ_i A_i·L_i·n_i/L / N: the trainer may
+prepare only the responses with A ≠ 0, so a sum over the whole mini-batch is not available to ``prepare``. The
+two differ by the factor mean(n)/L of each batch, a step-size scale; with no EOS before the end (n_i = L) they
+are equal. Omitted: KL (β = 0 in the release).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from baselines.diffu_grpo import completion_mask
 from bgpo.batch import RolloutBatch
 from bgpo.config import require, require_choice
 from bgpo.diffusion import draw_block_masks, draw_prompt_mask, masked_logprobs
@@ -48,7 +54,8 @@ class SPGConfig(MethodConfig):
     Attributes:
         n_t: MC masks m per response (release num_t = 2).
         block_length: decoding block length of the block-wise masks (32, as the sampler, Table 5).
-        p_mask_prompt: probability of masking each not-yet-masked position, prompt included (0.15).
+        p_mask_prompt: probability of masking each position of the prompt and of the blocks before the chosen one
+            (0.15).
         negative: ``eubo`` or ``mix`` for responses with A ≤ 0.
         mix_weight: ω of the mixture (0.5).
         eubo_beta: β of the EUBO (1.5), ≥ 1.
@@ -130,34 +137,33 @@ class SPG(Method):
         reference: torch.nn.Module | None = None,
     ) -> dict[str, Tensor]:
         """Draw block-wise masks and prompt noise for every update (REINFORCE needs no old values)."""
-        cfg, counted = self.config, batch.counted()
+        cfg, completion = self.config, completion_mask(batch)
         masks, ts, noises = [], [], []
         for _ in range(self.updates_per_batch):
-            draw = draw_block_masks(counted, cfg.n_t, cfg.block_length, cfg.p_mask_prompt, generator)
+            draw = draw_block_masks(completion, cfg.n_t, cfg.block_length, cfg.p_mask_prompt, generator)
             masks.append(draw.mask.transpose(0, 1))  # (N, m, L)
             ts.append(draw.t.T)  # (N, m)
             noise = [draw_prompt_mask(batch.prompt_mask, cfg.p_mask_prompt, generator) for _ in range(cfg.n_t)]
             noises.append(torch.stack(noise, dim=1))  # (N, m, P)
-        n_tokens = counted.sum(-1).double()
         return {
             "mask": torch.stack(masks, dim=1),  # (N, μ, m, L)
             "t": torch.stack(ts, dim=1),  # (N, μ, m)
             "prompt_noise": torch.stack(noises, dim=1),  # (N, μ, m, P)
-            "token_scale": n_tokens * batch.num_responses / n_tokens.sum(),  # n_i·N / Σ n
+            "token_scale": completion.sum(-1).double() / batch.response_length,  # n_i / L
         }
 
     def loss_chunks(
         self, policy: torch.nn.Module, batch: RolloutBatch, state: Mapping[str, Tensor], *, update: int = 0
     ) -> Iterator[LossChunk]:
-        """One chunk with all m samples: −Σ_i A_i·L_i·n_i·N/Σn."""
+        """One chunk with all m samples: −Σ_i A_i·L_i·n_i/L."""
         i = update % self.updates_per_batch
-        counted = batch.counted()
+        completion = completion_mask(batch)
         mask = state["mask"][:, i].transpose(0, 1)  # (m, N, L)
-        scored = mask & counted[None]
+        scored = mask & completion[None]
         logp = masked_logprobs(
             policy, batch, mask, prompt_noise=state["prompt_noise"][:, i].transpose(0, 1), score=scored
         )
-        elbo, eubo = spg_bounds(logp, scored, state["t"][:, i].T, counted, self.config.eubo_beta)
+        elbo, eubo = spg_bounds(logp, scored, state["t"][:, i].T, completion, self.config.eubo_beta)
         if self.config.negative == "mix":
             negative = self.config.mix_weight * eubo + (1 - self.config.mix_weight) * elbo
         else:

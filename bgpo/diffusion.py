@@ -108,60 +108,73 @@ def draw_masks(counted: Tensor, n_t: int, scheme: str, generator: Randomness) ->
     return MaskDraw(mask=mask, t=t)
 
 
-def draw_block_masks(counted: Tensor, n_t: int, block_length: int, p_noise: float, generator: Randomness) -> MaskDraw:
-    """Block-wise partial masks (SPG's ``block_random`` forward process, arXiv 2510.09541).
+def draw_block_masks(
+    completion: Tensor, n_t: int, block_length: int, p_noise: float, generator: Randomness
+) -> MaskDraw:
+    """Block-wise partial masks as SPG's release builds them (arXiv 2510.09541; facebookresearch/SPG,
+    ``spg/spg_trainer.py``, ``forward_process`` with ``forward_type="block_random"``, ``min_t = 0``, ``max_t = 1``).
 
-    Mimics semi-autoregressive decoding: per sample, one block (of the blocks holding counted tokens,
-    distinct blocks across a response's samples while there are enough) is partially masked, k ~ U{1..s}
-    of its s counted positions; every later block is fully masked; every position not masked yet
-    (earlier blocks, the rest of the chosen block) is masked with probability ``p_noise``.
+    It mimics semi-autoregressive decoding. The response's L positions are cut into B = ⌈L/b⌉ blocks of b
+    positions; the completion (the tokens up to and including the first EOS, a prefix of length n) spans the
+    first c = ⌈n/b⌉ of them. Per MC sample j:
+
+    * the block is ``perm[j] mod c``, with ``perm`` a uniform permutation of {0..B−1} (so blocks repeat and are
+      not uniform on {0..c−1} when c < B, as released); for n_t > B the release stops (``assert num_t <=
+      num_blocks``), here further independent permutations are appended;
+    * in the chosen block, k ~ U{1..s} of its s completion tokens are masked, uniformly chosen; **the rest of
+      the chosen block stays clean** (the release's ``is_mask & is_mask_following``);
+    * every later block is fully masked (not decoded yet);
+    * every position of the earlier blocks is masked with probability ``p_noise`` (the release's
+      ``~is_mask & (rand < p_mask_prompt)``, which also covers the prompt: the caller draws the prompt's share,
+      :func:`draw_prompt_mask`);
+    * every position after the completion (after the first EOS) is masked, always (``~completion_mask``).
 
     Args:
-        counted: (N, L) bool, the tokens that count (scored and in t).
-        n_t: MC samples per response.
-        block_length: the decoding block length; positions i belong to block i // block_length.
-        p_noise: probability of masking each remaining position.
+        completion: (N, L) bool, the tokens that count (scored and in t): each row a non-empty prefix, the
+            response up to and including its first EOS (SPG's ``completion_mask``).
+        n_t: MC samples per response (SPG's ``num_t``).
+        block_length: the decoding block length b; position i belongs to block i // b.
+        p_noise: probability of masking each position of the blocks before the chosen one.
         generator: source of randomness, or one generator per response.
 
     Returns:
-        A :class:`MaskDraw`: mask (n_t, N, L) (positions after the counted ones may be masked too, as in
-        decoding) and t (n_t, N) = |masked ∩ counted| / |counted|, the empirical masking level.
+        A :class:`MaskDraw`: mask (n_t, N, L) and t (n_t, N) = |masked ∩ completion| / n, the empirical masking
+        level (the release's ``empirical_t``).
     """
     _check_n_t(n_t)
     if not isinstance(generator, torch.Generator):
-        draw = lambda rows, g: draw_block_masks(counted[rows], n_t, block_length, p_noise, g)  # noqa: E731
-        return _per_row(draw, counted.shape[0], generator)
+        draw = lambda rows, g: draw_block_masks(completion[rows], n_t, block_length, p_noise, g)  # noqa: E731
+        return _per_row(draw, completion.shape[0], generator)
     if block_length < 1:
         raise ValueError(f"block_length must be ≥ 1, got {block_length}; set method.block_length")
     if not 0.0 <= p_noise <= 1.0:
         raise ValueError(f"p_noise must lie in [0, 1], got {p_noise}")
-    counted = counted.bool()
-    n, length = counted.shape
-    device = counted.device
-    if bool((counted.sum(-1) == 0).any()):
+    completion = completion.bool()
+    n, length = completion.shape
+    device = completion.device
+    lengths = completion.sum(-1)  # (N,) n_i
+    if bool((lengths == 0).any()):
         raise ValueError("every response needs at least one counted token (response_mask has an empty row)")
-    block_of = torch.arange(length, device=device) // block_length  # (L,)
+    positions = torch.arange(length, device=device)
+    if not torch.equal(completion, positions[None] < lengths[:, None]):
+        raise ValueError("SPG's block masks need each row's completion to be a prefix of the response")
+    block_of = positions // block_length  # (L,)
     num_blocks = int(block_of[-1]) + 1
-    # (N, B): blocks that hold at least one counted token.
-    eligible = torch.zeros(n, num_blocks, dtype=torch.bool, device=device).index_put_(
-        (torch.arange(n, device=device)[:, None].expand(n, length)[counted], block_of.expand(n, length)[counted]),
-        torch.tensor(True, device=device),
-    )
-    order = torch.rand(n, num_blocks, generator=generator, device=device).masked_fill(~eligible, float("inf"))
-    order = order.argsort(-1)  # eligible blocks first, in random order
-    n_eligible = eligible.sum(-1)  # (N,)
-    j = torch.arange(n_t, device=device)[:, None]  # (n_t, 1)
-    chosen = order.gather(1, (j % n_eligible[None]).T).T  # (n_t, N)
-    in_block = (block_of[None, None] == chosen[..., None]) & counted[None]  # (n_t, N, L)
-    size = in_block.sum(-1)  # (n_t, N), ≥ 1
+    blocks = (lengths - 1) // block_length + 1  # (N,) c_i, the blocks holding completion tokens
+    rounds = -(-n_t // num_blocks)
+    perm = torch.rand(n, rounds, num_blocks, generator=generator, device=device).argsort(-1)
+    chosen = (perm.reshape(n, rounds * num_blocks)[:, :n_t] % blocks[:, None]).T  # (n_t, N)
+    in_block = (block_of[None, None] == chosen[..., None]) & completion[None]  # (n_t, N, L)
+    size = in_block.sum(-1)  # (n_t, N), ≥ 1: the chosen block starts inside the completion
     k = (torch.rand(n_t, n, generator=generator, device=device, dtype=torch.float64) * size).floor().long() + 1
     k = torch.minimum(k, size)
     scores = torch.rand(n_t, n, length, generator=generator, device=device).masked_fill(~in_block, float("inf"))
-    mask = scores.argsort(-1).argsort(-1) < k[..., None]
+    mask = scores.argsort(-1).argsort(-1) < k[..., None]  # k of the chosen block's completion tokens
     mask |= block_of[None, None] > chosen[..., None]  # later blocks: not decoded yet
     noise = torch.rand(n_t, n, length, generator=generator, device=device) < p_noise
-    mask |= noise
-    t = (mask & counted[None]).sum(-1).double() / counted.sum(-1).double()[None]
+    mask |= noise & (block_of[None, None] < chosen[..., None])  # earlier blocks only
+    mask |= ~completion[None]  # after the first EOS: always masked
+    t = (mask & completion[None]).sum(-1).double() / lengths.double()[None]
     return MaskDraw(mask=mask, t=t)
 
 

@@ -126,7 +126,7 @@ def check_schema(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
 
 def _variants_used(config: Mapping[str, Any]) -> list[str]:
     tables = config.get("tables", {})
-    names = list(config["methods"])
+    names = list(config["methods"]) + list(config.get("extra_methods", []))
     for spec in tables.values():
         names += [spec["variant"]] if "variant" in spec else []
         names += list(spec.get("variants", []))
@@ -145,6 +145,8 @@ def _check_names(config: Mapping[str, Any]) -> None:
 
     for i, name in enumerate(config["methods"]):
         variant(name, f"config.methods[{i}]")
+    for i, name in enumerate(config.get("extra_methods", [])):
+        variant(name, f"config.extra_methods[{i}]")
     for name in config.get("method_config", {}):
         variant(name, "config.method_config")
     for key, spec in config["tasks"].items():

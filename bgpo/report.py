@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,9 @@ def _select(runs: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:
     return runs[mask]
 
 
-def build_table(runs: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
+def build_table(
+    runs: pd.DataFrame, spec: dict[str, Any], sources: Mapping[str, pd.DataFrame] | None = None
+) -> pd.DataFrame:
     """A table from a spec: rows (label + filter), columns (label + benchmark + metric), mean ± std over seeds.
 
     ``spec = {"rows": [{"label": "BGPO", "where": {"method": "bgpo"}}], "columns": [{"label": "Sudoku",
@@ -86,18 +88,71 @@ def build_table(runs: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
     column's ``where`` adds filters (e.g. an evaluation length); ``protocol`` keeps only the rows of that
     evaluation protocol (scores of different protocols are never averaged). Returns one row per table row with
     ``<label>`` (mean), ``<label>_std`` and ``<label>_n`` (the number of seeds) per column.
+
+    A column with ``"source": NAME`` reads another tidy frame, ``sources[NAME]`` (e.g. ``bgpo diagnose``'s CSV:
+    method, n_t, metric, value, low, high), instead of the runs: its cell holds the rows matching the column's
+    ``metric`` and ``where`` and those keys of the row's ``where`` that the frame has (Table 2's ``method`` and
+    ``n_t``; ``kind`` is ignored), compared as numbers where both sides are numbers. Its own ``scale`` (default 1)
+    and ``format`` (a format spec, default ``.3g``) apply; a single matching row with ``low``/``high`` also gives
+    ``<label>_low`` and ``<label>_high`` (an interval, shown in brackets).
     """
     scale = spec.get("scale", 100.0)
     rows = []
     for row in spec["rows"]:
         out: dict[str, Any] = {"row": row["label"]}
         for col in spec["columns"]:
+            if "source" in col:
+                out.update(_joined_cell(_source(sources, col), row, col))
+                continue
             values = _cell(runs, spec, row, col)["value"].astype(float) * col.get("scale", scale)
             out[col["label"]] = values.mean() if len(values) else math.nan
             out[f"{col['label']}_std"] = values.std(ddof=1) if len(values) > 1 else 0.0 if len(values) else math.nan
             out[f"{col['label']}_n"] = len(values)
         rows.append(out)
     return pd.DataFrame(rows)
+
+
+def _source(sources: Mapping[str, pd.DataFrame] | None, col: dict[str, Any]) -> pd.DataFrame:
+    name = col["source"]
+    if not sources or name not in sources:
+        raise ValueError(
+            f"table column {col['label']!r} reads source {name!r}, which was not given; "
+            f"pass --join {name}=PATH to bgpo report table (given: {', '.join(sources or {}) or 'none'})"
+        )
+    return sources[name]
+
+
+def _matches(column: pd.Series, value: Any) -> pd.Series:
+    """Rows whose ``column`` equals ``value``: as numbers where both are numbers (``4`` = ``4.0``), else as text."""
+    number = pd.to_numeric(column, errors="coerce")
+    try:
+        wanted = float(value)
+    except (TypeError, ValueError):
+        wanted = math.nan
+    if not math.isnan(wanted):
+        return (number == wanted) | (column.astype(str) == str(value))
+    return column.astype(str) == str(value)
+
+
+def _joined_cell(frame: pd.DataFrame, row: dict[str, Any], col: dict[str, Any]) -> dict[str, Any]:
+    """A cell of a ``source`` column (see :func:`build_table`)."""
+    where = {k: v for k, v in row.get("where", {}).items() if k in frame}
+    where.update({"metric": col["metric"], **col.get("where", {})})
+    mask = pd.Series(True, index=frame.index)
+    for key, value in where.items():
+        mask &= _matches(frame[key], value)
+    cell = frame[mask]
+    values = cell["value"].astype(float) * col.get("scale", 1.0)
+    label = col["label"]
+    out = {
+        label: values.mean() if len(values) else math.nan,
+        f"{label}_std": values.std(ddof=1) if len(values) > 1 else 0.0 if len(values) else math.nan,
+        f"{label}_n": len(values),
+    }
+    if len(values) == 1 and {"low", "high"} <= set(cell.columns):
+        out[f"{label}_low"] = float(cell["low"].iloc[0]) * col.get("scale", 1.0)
+        out[f"{label}_high"] = float(cell["high"].iloc[0]) * col.get("scale", 1.0)
+    return out
 
 
 def _cell(runs: pd.DataFrame, spec: dict[str, Any], row: dict[str, Any], col: dict[str, Any]) -> pd.DataFrame:
@@ -118,7 +173,8 @@ def table_protocols(runs: pd.DataFrame, spec: dict[str, Any]) -> list[str]:
     """The evaluation protocols of the results a table shows (one, unless the runs mix them)."""
     if "protocol" not in runs:
         return ["not recorded"]
-    columns = [c for c in spec["columns"] if c.get("benchmark") != COST]  # costs are not evaluations
+    # Costs and joined columns are not evaluations: they have no protocol.
+    columns = [c for c in spec["columns"] if "source" not in c and c.get("benchmark") != COST]
     found = {str(p) for r in spec["rows"] for c in columns for p in _cell(runs, spec, r, c)["protocol"]}
     return sorted(found)
 
@@ -143,18 +199,25 @@ def protocol_line(protocols: Sequence[str]) -> str:
     return f"Evaluation protocol: {described[0]}."
 
 
-def format_table(table: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
-    """``mean ± std`` cells (one decimal), ``–`` where there is no value."""
+def format_table(table: pd.DataFrame, labels: Sequence[str], formats: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """``mean ± std`` cells (one decimal, or the column's format spec in ``formats``), ``–`` where there is no
+    value; a cell with an interval (``<label>_low``/``_high``) shows it in brackets."""
     out = pd.DataFrame({"row": table["row"]})
     for label in labels:
+        fmt = (formats or {}).get(label, ".1f")
+        lows = table[f"{label}_low"] if f"{label}_low" in table else [math.nan] * len(table)
+        highs = table[f"{label}_high"] if f"{label}_high" in table else [math.nan] * len(table)
         cells = []
-        for mean, std, n in zip(table[label], table[f"{label}_std"], table[f"{label}_n"], strict=True):
+        for mean, std, n, low, high in zip(
+            table[label], table[f"{label}_std"], table[f"{label}_n"], lows, highs, strict=True
+        ):
             if n == 0 or pd.isna(mean):
                 cells.append("–")
             elif n == 1:
-                cells.append(f"{mean:.1f}")
+                interval = "" if pd.isna(low) else f" [{low:{fmt}}, {high:{fmt}}]"
+                cells.append(f"{mean:{fmt}}{interval}")
             else:
-                cells.append(f"{mean:.1f} ± {std:.1f}")
+                cells.append(f"{mean:{fmt}} ± {std:{fmt}}")
         out[label] = cells
     return out
 
@@ -168,12 +231,21 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def write_table(
-    runs: pd.DataFrame, spec: dict[str, Any], out_csv: Path, out_md: Path, paper: Path | None = None
+    runs: pd.DataFrame,
+    spec: dict[str, Any],
+    out_csv: Path,
+    out_md: Path,
+    paper: Path | None = None,
+    sources: Mapping[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """Build a table, write it as CSV (``mean ± std`` cells) and as Markdown beside the paper's numbers."""
-    table = build_table(runs, spec)
+    """Build a table, write it as CSV (``mean ± std`` cells) and as Markdown beside the paper's numbers.
+
+    ``sources`` are the further tidy frames that ``source`` columns read (:func:`build_table`).
+    """
+    table = build_table(runs, spec, sources)
     labels = [c["label"] for c in spec["columns"]]
-    formatted = format_table(table, labels)
+    formats = {c["label"]: c.get("format", ".3g") for c in spec["columns"] if "source" in c}
+    formatted = format_table(table, labels, formats)
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     formatted.to_csv(out_csv, index=False)
     text = [f"# {spec.get('title', out_csv.stem)}", "", "This run (accuracy %, mean ± std over seeds):", "",

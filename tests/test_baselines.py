@@ -18,6 +18,7 @@ import pytest
 import torch
 from torch import nn
 
+from baselines.coupled_grpo import draw_pairs
 from baselines.diffu_grpo import completion_mask
 from baselines.spg import spg_bounds
 from bgpo.batch import RolloutBatch
@@ -101,6 +102,23 @@ def test_diffu_grpo_d1_mode_by_hand():
     assert method.updates_per_batch == 2 and method.needs_reference
 
 
+def test_d1_mode_normaliser_is_exact_in_float64():
+    # 2 responses, 3 + 4 = 7 completion tokens: the scale is N / 7 = 2/7, which float32 rounds (2/7 ≈ 0.2857142984).
+    batch = RolloutBatch(
+        prompt_ids=torch.tensor([[5], [5]]),
+        prompt_mask=torch.ones(2, 1, dtype=torch.bool),
+        response_ids=torch.tensor([[3, 4, 7, 7], [3, 4, 4, 4]]),
+        advantages=torch.tensor([1.0, -1.0], dtype=torch.float64),
+        mask_token_id=9,
+        eos_token_id=7,
+    )
+    method = build_method("diffu_grpo", {"mode": "d1", "kl_beta": 0.0, "num_iterations": 1})
+    state = method.prepare(theta_old(), batch, torch.Generator().manual_seed(0), on_policy=True)
+    assert state["token_scale"].dtype == torch.float64
+    # Exact on purpose: N / tokens is one correctly rounded float64 division, so it must equal Python's 2/7.
+    assert state["token_scale"].tolist() == [2 / 7, 2 / 7]
+
+
 def test_completion_mask_stops_after_the_first_eos():
     batch = RolloutBatch(
         prompt_ids=torch.tensor([[5], [5]]),
@@ -147,7 +165,7 @@ def test_spg_by_hand(negative):
         "mask": MC_MASK[:, None],  # (N, μ=1, m=2, L)
         "t": MC_T[:, None],
         "prompt_noise": torch.zeros(2, 1, 2, 1, dtype=torch.bool),
-        "token_scale": torch.ones(2, dtype=torch.float64),  # equal lengths: n_i·N/Σn = 1
+        "token_scale": torch.ones(2, dtype=torch.float64),  # no EOS: n_i / L = 1
     }
     # y1 (A > 0): ELBO = mean_j Σ log p / (t_j·n) = (log(1/4)/(0.5·2) + 2·log(1/4)/2)/2 = log(1/4).
     elbo1 = LOG(1 / 4)
@@ -163,6 +181,19 @@ def test_spg_by_hand(negative):
     assert loss_of("spg", config, state) == pytest.approx(want, abs=1e-12)
 
 
+def test_spg_masks_stop_at_the_first_eos_and_weight_by_the_completion(model, gen):
+    batch = random_batch(model, num_responses=4, response_length=12, generator=gen)
+    batch.eos_token_id = model.eos_token_id
+    batch.response_ids[0, 5] = batch.response_ids[2, 0] = model.eos_token_id  # completions of 6, 12, 1, 12 tokens
+    method = build_method("spg", {"n_t": 3, "block_length": 4})
+    state = method.prepare(model, batch, gen)
+    after_eos = ~completion_mask(batch)
+    assert after_eos.sum() == 6 + 11
+    assert state["mask"][:, 0].transpose(0, 1)[:, after_eos].all()  # always masked, as SPG's release
+    torch.testing.assert_close(state["token_scale"], torch.tensor([6, 12, 1, 12], dtype=torch.float64) / 12)
+    assert (state["t"][2] == 1).all()  # a one-token completion is always masked
+
+
 def test_spg_eubo_is_above_the_elbo_and_finite_for_unmasked_tokens():
     logp = torch.log(torch.tensor([[[0.3, 0.5, 0.0]], [[0.2, 0.0, 0.0]]], dtype=torch.float64))
     logp = logp.nan_to_num(neginf=0.0).requires_grad_(True)
@@ -172,6 +203,89 @@ def test_spg_eubo_is_above_the_elbo_and_finite_for_unmasked_tokens():
     assert eubo.item() > elbo.item()
     eubo.sum().backward()
     assert torch.isfinite(logp.grad).all()
+
+
+# coupled-GRPO's pairs: y1 masks position 0 first (t = 1/4), its complement position 1; y2 masks position 1 first
+# (t = 1/2), its complement position 0. Weights w = 1/t in the first mask, 1/(1 − t) in the complement.
+COUPLED_STATE = {
+    "pair_mask": torch.tensor([[True, False], [False, True]])[:, None, None],  # (N, μ=1, n_t=1, L)
+    "t": torch.tensor([0.25, 0.5], dtype=torch.float64)[:, None, None],  # (N, μ, n_t)
+}
+# ℓ_k = (log p_full + w·log p_pair)/2, and the model ignores its input, so ℓ_k = (1 + w)/2 · log p_k:
+# y1: factors (1 + 4)/2 = 5/2 and (1 + 4/3)/2 = 7/6; y2: (1 + 2)/2 = 3/2 at both positions.
+COUPLED_FACTORS = [[5 / 2, 7 / 6], [3 / 2, 3 / 2]]
+LOGP_THETA = [[LOG(1 / 4), LOG(1 / 4)], [LOG(1 / 4), LOG(1 / 2)]]
+
+
+def _coupled_state(**extra):
+    old = torch.tensor([[f * LOG(1 / 3) for f in row] for row in COUPLED_FACTORS], dtype=torch.float64)
+    return {**COUPLED_STATE, "logp_old": old[:, None], **extra}
+
+
+def test_coupled_grpo_paper_mode_by_hand():
+    # B̂ − B̂_old = mean_k factor_k·(log p_k − log 1/3): y1 (5/2 + 7/6)/2·log(3/4); y2 3/2·(log(3/4) + log(3/2))/2.
+    d1 = (5 / 2 + 7 / 6) / 2 * LOG(3 / 4)
+    d2 = 3 / 2 * (LOG(3 / 4) + LOG(3 / 2)) / 2
+    want = -(math.exp(d1) * 1 + math.exp(d2) * -1) / 2
+    assert loss_of("coupled_grpo", {"mode": "paper"}, _coupled_state()) == pytest.approx(want, abs=1e-12)
+
+
+def test_coupled_grpo_release_mode_by_hand():
+    config = {"mode": "release", "clip_epsilon": 0.5, "kl_beta": 0.01, "num_iterations": 1}
+    state = _coupled_state(token_scale=torch.full((2,), 2 / 4, dtype=torch.float64))  # N / completion tokens
+    state["logp_ref"] = state["logp_old"]  # the reference is θ_old
+    # Token ratios ρ = exp(factor·log(p_θ·3)): y1 (3/4)^(5/2), (3/4)^(7/6); y2 (3/4)^(3/2), (3/2)^(3/2).
+    ratios = [(3 / 4) ** (5 / 2), (3 / 4) ** (7 / 6), (3 / 4) ** (3 / 2), (3 / 2) ** (3 / 2)]
+    # A = 1: min(ρ, clip(ρ, 0.5, 1.5)) = ρ (0.487 and 0.715). A = −1: −max(ρ, clip ρ) = −ρ (0.650 and 1.837).
+    surrogate = [ratios[0], ratios[1], -ratios[2], -ratios[3]]
+    kl = [1 / r + LOG(r) - 1 for r in ratios]  # k3 with δ = ℓ_ref − ℓ_θ = −log ρ
+    want = sum(-s + 0.01 * k for s, k in zip(surrogate, kl, strict=True)) / 4  # / completion tokens
+    assert loss_of("coupled_grpo", config, state) == pytest.approx(want, abs=1e-12)
+
+
+class ScoredPositions(nn.Module):
+    """Records which response positions each masked copy scores (``logits_to_keep``) and masks."""
+
+    def __init__(self, inner: nn.Module, length: int) -> None:
+        super().__init__()
+        self.inner, self.length, self.calls = inner, length, []
+
+    def forward(self, input_ids, attention_mask=None, logits_to_keep=0):
+        keep = logits_to_keep[:, -self.length :]
+        masked = input_ids[:, -self.length :] == self.inner.mask_token_id
+        self.calls.append((keep.clone(), masked.clone(), torch.is_grad_enabled()))
+        return self.inner(input_ids, attention_mask, logits_to_keep)
+
+
+def test_coupled_grpo_scores_every_token_once_per_pair_in_one_forward_pass(model, gen):
+    batch = random_batch(model, num_responses=5, response_length=9, generator=gen)
+    method = build_method("coupled_grpo", {"n_t": 3})
+    state = method.prepare(model, batch, gen, on_policy=True)
+    assert ((state["t"] >= 0.2) & (state["t"] <= 0.8)).all()
+    probe = ScoredPositions(model, 9)
+    accumulate_gradients(method, probe, batch, state)
+    [(keep, masked, grad)] = probe.calls  # one forward pass with gradient: 2·n_t + 1 = 7 copies of each response
+    keep, masked = keep.view(7, 5, 9), masked.view(7, 5, 9)
+    assert grad and masked[0].all() and keep[0].all()  # the fully masked pass scores every token
+    for j in range(3):
+        first, second = keep[1 + j], keep[4 + j]
+        assert not (first & second).any() and (first | second).all()  # each token scored exactly once per pair
+        assert torch.equal(first, masked[1 + j]) and torch.equal(second, masked[4 + j])  # scored = masked
+
+
+def test_coupled_grpo_pairs_follow_their_level_and_per_response_generators(gen):
+    counted = torch.ones(400, 50, dtype=torch.bool)
+    first, t = draw_pairs(counted, 2, 0.2, 0.8, gen)
+    rate = first.double().mean(-1)  # each token masked with probability t
+    # rate − t has mean 0 and variance t(1 − t)/50, whose mean over t ~ U[0.2, 0.8] is 0.22/50 = 0.0044.
+    assert abs((rate - t).mean().item()) < 0.01  # std of this mean over 800 pairs ≈ 0.0023
+    assert (rate - t).pow(2).mean().item() < 0.006
+    assert t.min() >= 0.2 and t.max() <= 0.8
+    gens = [torch.Generator().manual_seed(i) for i in range(3)]
+    alone = draw_pairs(counted[:1], 2, 0.2, 0.8, torch.Generator().manual_seed(2))
+    together = draw_pairs(counted[:3], 2, 0.2, 0.8, gens)
+    # Exact by construction: the same generator state and the same arithmetic, whatever the rest of the batch.
+    assert torch.equal(together[0][2:], alone[0]) and torch.equal(together[1][2:], alone[1])
 
 
 def test_vrpo_ol_gradient_equals_bgpo_on_the_same_masks(model, gen):

@@ -10,7 +10,14 @@ import torch
 
 from bgpo.batch import RolloutBatch
 from bgpo.config import ConfigError
-from bgpo.diffusion import draw_masks, draw_prompt_mask, elbo_terms, masked_inputs, one_pass_logprobs
+from bgpo.diffusion import (
+    draw_block_masks,
+    draw_masks,
+    draw_prompt_mask,
+    elbo_terms,
+    masked_inputs,
+    one_pass_logprobs,
+)
 from bgpo.testing import perturbed, random_batch
 
 SCHEMES = ["iid", "stratified"]
@@ -189,3 +196,70 @@ def test_bad_inputs_say_what_to_change(model, gen):
         RolloutBatch(batch.prompt_ids, batch.prompt_mask[:, 1:], batch.response_ids, batch.advantages, 3)
     with pytest.raises(ValueError, match="prompt masking probability"):
         draw_prompt_mask(batch.prompt_mask, 1.5, gen)
+
+
+# SPG's block-wise masks (facebookresearch/SPG, spg_trainer.py, forward_type "block_random"): L = 12 in blocks of 4.
+def _prefix(lengths, total=12):
+    return torch.arange(total)[None] < torch.tensor(lengths)[:, None]
+
+
+def _chosen_blocks(mask, completion, block_length=4):
+    """With p_noise = 0 the chosen block is the first one holding a masked completion token: (n_t, N)."""
+    masked = mask & completion[None]
+    first = torch.where(masked.any(-1), masked.float().argmax(-1), mask.shape[-1])
+    return first // block_length
+
+
+def test_spg_block_masks_leave_the_rest_of_the_chosen_block_clean(gen):
+    completion = _prefix([12] * 400)
+    draw = draw_block_masks(completion, 3, 4, 0.0, gen)
+    chosen = _chosen_blocks(draw.mask, completion)
+    block_of = torch.arange(12) // 4
+    earlier, here, later = (
+        (block_of < chosen[..., None]),
+        (block_of == chosen[..., None]),
+        (block_of > chosen[..., None]),
+    )
+    assert not (draw.mask & earlier).any() and (draw.mask | ~later).all()  # earlier clean, later fully masked
+    k = (draw.mask & here).sum(-1)  # (n_t, N): k ~ U{1..4} of the chosen block's 4 tokens, the rest clean
+    assert k.min() == 1 and k.max() == 4
+    assert abs(k.double().mean().item() - 2.5) < 0.1  # the mean of U{1..4}; std of this mean ≈ 0.03
+    # With noise everywhere the release still noises only the blocks before the chosen one: the chosen block keeps
+    # 4 − k clean tokens (the old masks noised them too, so every position was masked at p_noise = 1).
+    noisy = draw_block_masks(completion, 3, 4, 1.0, torch.Generator().manual_seed(5))
+    clean = ~noisy.mask  # (n_t, N, L)
+    assert clean.any()
+    assert abs(clean.sum(-1).double().mean().item() - 1.5) < 0.1  # E[4 − k]
+    blocks_with_clean = torch.stack([clean[..., b * 4 : (b + 1) * 4].any(-1) for b in range(3)], -1).sum(-1)
+    assert blocks_with_clean.max() == 1  # the clean tokens lie in one block, the chosen one
+
+
+def test_spg_block_masks_mask_everything_after_the_first_eos(gen):
+    completion = _prefix([5, 12, 1, 8])  # completions end in block 1, 2, 0, 1
+    draw = draw_block_masks(completion, 3, 4, 0.3, gen)
+    assert draw.mask[:, ~completion].all()  # after the first EOS: always masked, whatever the block
+    want_t = (draw.mask & completion[None]).sum(-1).double() / completion.sum(-1).double()
+    torch.testing.assert_close(draw.t, want_t, rtol=0, atol=0)  # t counts the completion only
+    clean_draw = draw_block_masks(completion, 3, 4, 0.0, gen)
+    chosen = _chosen_blocks(clean_draw.mask, completion)
+    last_block = torch.tensor([1, 2, 0, 1])  # ⌈n/4⌉ − 1: no block past the completion is ever chosen
+    assert (chosen <= last_block[None]).all()
+
+
+def test_spg_block_choice_is_a_permutation_of_all_blocks_modulo_the_completion_blocks():
+    # L = 12 holds 3 blocks, the completion (n = 5) spans 2: the release takes perm(3)[j] mod 2, so the first
+    # sample's block is 0 with probability 2/3 (perm[0] ∈ {0, 2}); a uniform choice among the two would give 1/2.
+    completion = _prefix([5] * 3000)
+    draw = draw_block_masks(completion, 2, 4, 0.0, torch.Generator().manual_seed(0))
+    chosen = _chosen_blocks(draw.mask, completion)
+    assert abs((chosen[0] == 0).double().mean().item() - 2 / 3) < 0.03  # std of the frequency ≈ 0.009
+    assert (chosen[0] == chosen[1]).any()  # blocks may repeat within a response (perm = (0, 2, 1): 0, 0)
+    # n_t beyond the number of blocks (the release asserts num_t ≤ num_blocks): further permutations follow.
+    assert draw_block_masks(completion[:4], 7, 4, 0.0, torch.Generator().manual_seed(0)).mask.shape == (7, 4, 12)
+
+
+def test_spg_block_masks_need_a_prefix_completion(gen):
+    completion = _prefix([6, 6])
+    completion[0, 2] = False
+    with pytest.raises(ValueError, match="prefix"):
+        draw_block_masks(completion, 2, 4, 0.1, gen)

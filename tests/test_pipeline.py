@@ -29,7 +29,15 @@ ENV = {
 
 pytestmark = pytest.mark.skipif(SNAKEMAKE is None, reason="snakemake is not installed (pip install -e '.[dev]')")
 
-TABLES = ["table1.csv", "table2_nt.csv", "table3_lemma.csv", "table4_ood.csv", "table6_length.csv", "runs.csv"]
+TABLES = [
+    "table1.csv",
+    "table1_all.csv",
+    "table2_nt.csv",
+    "table3_lemma.csv",
+    "table4_ood.csv",
+    "table6_length.csv",
+    "runs.csv",
+]
 FIGURES = ["fig1_memory.png", "fig2_reward_curves.png", "fig3_grad_std_bias.png", "fig3_step_time.png"]
 
 
@@ -88,6 +96,10 @@ def test_the_smoke_config_builds_every_table_and_figure(smoke_run):
     assert table1.splitlines()[0].endswith(",saved MiB,s / step")  # the cost columns, measured in the runs
     paired = (tmp / "results" / "table1_paired.csv").read_text()
     assert "BGPO − VRPO-OL" in paired and "BGPO − diffu-GRPO" in paired
+    assert "coupled-GRPO" not in table1  # config.extra_methods: in the full results only
+    table1_all = (tmp / "results" / "table1_all.csv").read_text()
+    for row in ["base (SFT)", "diffu-GRPO", "BGPO", "coupled-GRPO"]:
+        assert f"\n{row}," in table1_all, row
     header = (tmp / "results" / "runs.csv").read_text().splitlines()[0].split(",")
     assert {"method", "seed", "step", "benchmark", "metric", "value", "git_commit", "config_hash"} <= set(header)
 

@@ -27,6 +27,13 @@ def add_parser(sub: Subparsers) -> None:
     tab.add_argument("--out", type=Path, required=True)
     tab.add_argument("--markdown", type=Path, required=True)
     tab.add_argument("--paper", type=Path)
+    tab.add_argument(
+        "--join",
+        nargs="+",
+        default=[],
+        metavar="NAME=PATH",
+        help='further tidy CSVs that spec columns with "source": NAME read (e.g. diagnostics=grad_std_bias.csv)',
+    )
     tab.set_defaults(func=run_table)
     pair = rep_sub.add_parser("paired", help="paired differences between methods, seed by seed, with 95% intervals")
     pair.add_argument("--runs", type=Path, required=True)
@@ -79,7 +86,13 @@ def run_table(args: argparse.Namespace) -> int:
     from .. import report
 
     runs = pd.read_csv(args.runs)
-    table = report.write_table(runs, json.loads(args.spec), args.out, args.markdown, args.paper)
+    sources = {}
+    for item in args.join:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise SystemExit(f"--join takes NAME=PATH, got {item!r}")
+        sources[name] = pd.read_csv(path)
+    table = report.write_table(runs, json.loads(args.spec), args.out, args.markdown, args.paper, sources)
     print(table.to_string(index=False))
     print(f"wrote {args.out}")
     return 0

@@ -10,6 +10,10 @@ from bgpo.protocols import CUSTOM, get_protocol
 from bgpo.variants import load_variant, variant_names
 
 
+# Variants trained and tabulated only in the full results (table1_all), after Table 1's methods.
+EXTRA_METHODS = list(config.get("extra_methods", []))
+
+
 def _check_config():
     """Every config mistake is one line naming its key (bgpo/pipeline_config.py), before anything runs."""
     import yaml
@@ -178,6 +182,11 @@ def table1_runs():
     return [(v, t, n_t(v, t), s) for v in config["methods"] for t in TASKS for s in config["seeds"]]
 
 
+def all_methods_runs():
+    """(variant, task, n_t, seed) of table1_all: Table 1's runs and config.extra_methods' runs alike."""
+    return [(v, t, n_t(v, t), s) for v in config["methods"] + EXTRA_METHODS for t in TASKS for s in config["seeds"]]
+
+
 def unique(paths):
     """Paths without repeats, in order (a job's own-benchmark CSV holds several benchmarks)."""
     return list(dict.fromkeys(paths))
@@ -254,6 +263,9 @@ def _bench_args(bench, length):
 from bgpo.tasks import get_task_class
 
 TABLES = ["table1", "table2_nt", "table3_lemma", "table4_ood", "table6_length"]
+# Table 1 with config.extra_methods too (the full results), when there are any.
+if EXTRA_METHODS:
+    TABLES.append("table1_all")
 
 
 def _metric(bench):
@@ -288,6 +300,8 @@ def _table_inputs(name):
     if name == "table1":
         costs = [f"{run_dir(v, t, n, s)}/costs.csv" for v, t, n, s in table1_runs()]
         return base_own_metrics() + own_metrics(table1_runs()) + costs
+    if name == "table1_all":
+        return base_own_metrics() + own_metrics(all_methods_runs())
     if name == "table2_nt":
         spec = tables["table2"]
         runs = [(spec["variant"], spec["task"], n, s) for n in spec["n_t"] for s in seeds]
@@ -359,6 +373,11 @@ def _table_spec(name):
                  {"label": "s / step", "benchmark": "cost", "metric": "step_seconds", "scale": 1}]
         return {"title": "Table 1: main results", "rows": rows, "columns": _columns(_own_benches()) + costs,
                 "note": _table1_note()}
+    if name == "table1_all":
+        rows = [{"label": _base_label(), "where": {"kind": "base"}}]
+        rows += [{"label": _label(v), "where": {"kind": "rl", "method": v}} for v in config["methods"] + EXTRA_METHODS]
+        return {"title": "Table 1 with further methods (config.extra_methods)", "rows": rows,
+                "columns": _columns(_own_benches())}
     if name == "table2_nt":
         spec = tables["table2"]
         rows = [{"label": f"n_t = {n}", "where": {"method": spec["variant"], "n_t": n}} for n in spec["n_t"]]
