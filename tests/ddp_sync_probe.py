@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 from accelerate import Accelerator, DistributedDataParallelKwargs
 
+from bgpo.distributed import shutdown
 from bgpo.methods import accumulate_gradients, build_method
 from bgpo.seeding import generators
 from bgpo.testing import random_batch, toy_model
@@ -42,6 +43,7 @@ def main() -> None:
                          "grad_sum": grad.sum().item()})  # fmt: skip
     # One write of the line and its newline: both ranks share stdout, and a print's two writes can interleave.
     os.write(sys.stdout.fileno(), (record + "\n").encode())
+    shutdown()
 
 
 if __name__ == "__main__":

@@ -55,6 +55,9 @@ def run_train(args: argparse.Namespace) -> int:
     settings = load_run_settings(args.config, overrides)
     # Before the model is loaded (minutes at paper scale): a folder holding another run is refused at once.
     check_output_dir(Path(settings.output_dir), resume=args.resume, overwrite=args.overwrite)
+    from ..distributed import shutdown
+
     summary = Trainer(settings).train(resume=args.resume, overwrite=args.overwrite)
     print(json.dumps(summary))
+    shutdown()
     return 0
