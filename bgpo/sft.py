@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from .models import build_model, load_model, train_tokenizer
 from .run_config import DTYPES
 from .seeding import derive_seed
 from .tasks import Example, Task, build_task, render_prompt
+
+MISFORMAT_RULES = ("uniform", "graded")
 
 
 @dataclass
@@ -49,6 +52,11 @@ class SFTSettings:
         misformat_fraction: the fraction of training examples whose demonstration is the right answer in a
             format the grader cannot read (``Task.misformatted_demonstration``), always the same examples; the
             base then follows the answer format only part of the time, which leaves RL room (0: plain SFT).
+        misformat_rule: how those examples are chosen (:func:`demonstration_pairs`): ``uniform``, the same
+            chance for every example (the format decision is then a coin the model cannot read, and greedy
+            decoding makes it all-or-nothing: a bistable base), or ``graded``, a chance that grows with the
+            character right before the format decision, from near 0 to near 2 × ``misformat_fraction``, so
+            the base learns a visible rule and formats some prompts reliably and others not.
         steps: optimiser steps.
         batch_size: examples per step.
         learning_rate: AdamW learning rate (not from the paper: small models need ~1e-3).
@@ -69,6 +77,7 @@ class SFTSettings:
     dtype: str = "float32"
     response_length: int = 16
     misformat_fraction: float = 0.0
+    misformat_rule: str = "uniform"
     steps: int = 200
     batch_size: int = 128
     learning_rate: float = 1e-3
@@ -88,6 +97,7 @@ class SFTSettings:
             0 <= self.misformat_fraction < 1, f"misformat_fraction must lie in [0, 1), got {self.misformat_fraction}"
         )
         require_choice(self.timesteps, TIMESTEP_SCHEMES, "sft.timesteps")
+        require_choice(self.misformat_rule, MISFORMAT_RULES, "sft.misformat_rule")
         require_choice(self.dtype, DTYPES, "sft.dtype")
 
 
@@ -109,25 +119,56 @@ def train_task_tokenizer(tasks: list[Task], vocab_size: int) -> PreTrainedTokeni
     return train_tokenizer(tokenizer_corpus(tasks), vocab_size=vocab_size)
 
 
+def format_key(task: Task, example: Example, demo: str, misformatted: str) -> str:
+    """The three characters the model has just read where a demonstration and its misformatted twin part.
+
+    The twins agree up to the format decision (an unclosed tag, an open box, a missing ``return``); the
+    characters before it are the end of the answer (its last digits), or, where the twins part at once, the
+    end of the prompt. Three characters, so that no key holds a large share of the examples.
+    """
+    pairs = zip(demo, misformatted, strict=False)
+    common = next((i for i, (a, b) in enumerate(pairs) if a != b), min(len(demo), len(misformatted)))
+    return (task.message(example) + demo[:common])[-3:]
+
+
 def demonstration_pairs(
-    tasks: list[Task], misformat_fraction: float = 0.0, seed: int = 0
+    tasks: list[Task], misformat_fraction: float = 0.0, seed: int = 0, rule: str = "uniform"
 ) -> list[tuple[Task, Example, str]]:
     """(task, example, demonstration) for every training example that has a demonstration.
 
-    A fixed share ``misformat_fraction`` of the examples (chosen by a hash of (seed, example id)) gets its
-    misformatted demonstration instead.
+    A share ``misformat_fraction`` = f of the examples (chosen by a hash of (seed, example id)) gets its
+    misformatted demonstration instead. ``uniform``: every example with chance f. ``graded``: the chance
+    grows with the example's :func:`format_key`: keys sorted, a key whose examples lie between the quantiles
+    a and b of the task's examples gets the chance 2f·(a + b)/2 (at most 1), so the chances spread evenly over
+    (0, 2f) and average f. Greedy decoding turns a learnt chance below ½ into the right format and above ½
+    into the wrong one, prompt by prompt: a base's format share is about the share of prompts whose chance is
+    below ½, and a small change of the weights moves only the prompts near ½. (With ``uniform`` every prompt
+    sits at the same chance, and a last-bit difference flips them all.)
     """
+    require_choice(rule, MISFORMAT_RULES, "sft.misformat_rule")
     pairs = []
     for task in tasks:
-        for example in task.load("train"):
-            demo = task.demonstration(example)
-            if not demo:
-                continue
-            if misformat_fraction and derive_seed(seed, "misformat", example.id) % 10_000 < misformat_fraction * 10_000:
-                demo = task.misformatted_demonstration(example)
-                if demo is None:
+        rows = [(ex, demo) for ex in task.load("train") if (demo := task.demonstration(ex))]
+        twins: dict[str, str] = {}
+        if misformat_fraction:
+            for ex, _ in rows:
+                twin = task.misformatted_demonstration(ex)
+                if twin is None:
                     raise ValueError(f"misformat_fraction > 0, but task {task.name} has no misformatted demonstrations")
-            pairs.append((task, example, demo))
+                twins[ex.id] = twin
+        chance = {ex.id: misformat_fraction for ex, _ in rows}
+        if misformat_fraction and rule == "graded":
+            keys = {ex.id: format_key(task, ex, demo, twins[ex.id]) for ex, demo in rows}
+            counts = Counter(keys.values())
+            midpoint, below = {}, 0
+            for key in sorted(counts):
+                midpoint[key] = (below + counts[key] / 2) / len(rows)
+                below += counts[key]
+            chance = {i: min(1.0, 2 * misformat_fraction * midpoint[key]) for i, key in keys.items()}
+        for ex, demo in rows:
+            if chance[ex.id] and derive_seed(seed, "misformat", ex.id) % 10_000 < chance[ex.id] * 10_000:
+                demo = twins[ex.id]
+            pairs.append((task, ex, demo))
     if not pairs:
         raise ValueError("the SFT tasks have no demonstrations in their train splits")
     return pairs
@@ -160,7 +201,7 @@ def run_sft(settings: SFTSettings) -> dict[str, Any]:
 
         tokenizer = AutoTokenizer.from_pretrained(settings.tokenizer)
         model = build_model(settings.preset, tokenizer, seed=settings.seed, dtype=dtype, **settings.model_overrides)
-    pairs = demonstration_pairs(tasks, settings.misformat_fraction, settings.seed)
+    pairs = demonstration_pairs(tasks, settings.misformat_fraction, settings.seed, settings.misformat_rule)
     tokenizer = model.tokenizer
     prompts = [render_prompt(tokenizer, task.message(ex)) for task, ex, _ in pairs]
     responses = _encode_responses(

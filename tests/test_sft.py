@@ -9,10 +9,12 @@ import pytest
 from bgpo.cli import main
 from bgpo.config import ConfigError
 from bgpo.models import load_model
-from bgpo.sft import SFTSettings, demonstration_pairs, run_sft, tokenizer_corpus, train_task_tokenizer
+from bgpo.sft import SFTSettings, demonstration_pairs, format_key, run_sft, tokenizer_corpus, train_task_tokenizer
 from bgpo.tasks import build_task
 
 OPTIONS = {"gen_arithmetic": {"train_size": 300, "test_size": 20}}
+# The default pipeline's code task (config/config.yaml): a body without `return` is its misformat.
+DEFAULT_OPTIONS = {"gen_code": {"style": "body", "notation": "python", "spaced": False, "max_terms": 2}}
 
 
 def test_tokenizer_covers_the_tasks_and_round_trips(tmp_path):
@@ -38,6 +40,40 @@ def test_misformat_fraction_picks_a_fixed_share_of_examples():
     assert 0.25 < len(flawed) / len(pairs) < 0.35
     again = demonstration_pairs([task], misformat_fraction=0.3, seed=1)
     assert flawed == [ex.id for _, ex, demo in again if demo == task.misformatted_demonstration(ex)]
+
+
+@pytest.mark.parametrize("name", ["gen_sudoku", "gen_countdown", "gen_arithmetic", "gen_code"])
+def test_graded_misformatting_grows_with_the_key_and_keeps_the_mean(name):
+    task = build_task(name, train_size=1000, test_size=20, **DEFAULT_OPTIONS.get(name, {}))
+    pairs = demonstration_pairs([task], misformat_fraction=0.5, seed=3, rule="graded")
+    by_key: dict[str, list[bool]] = {}
+    for _, ex, demo in pairs:
+        twin = task.misformatted_demonstration(ex)
+        assert demo in (task.demonstration(ex), twin)
+        by_key.setdefault(format_key(task, ex, task.demonstration(ex), twin), []).append(demo == twin)
+    flawed = [f for flags in by_key.values() for f in flags]
+    assert 0.42 < sum(flawed) / len(flawed) < 0.58  # the mean chance is misformat_fraction
+    assert max(len(v) for v in by_key.values()) < 0.1 * len(flawed)  # no key holds a large share
+    # Keys in sorted order: the first quarter of the examples is rarely misformatted, the last quarter mostly.
+    ordered = [f for key in sorted(by_key) for f in by_key[key]]
+    quarter = len(ordered) // 4
+    assert sum(ordered[:quarter]) / quarter < 0.25 and sum(ordered[-quarter:]) / quarter > 0.75
+    assert pairs == demonstration_pairs([task], misformat_fraction=0.5, seed=3, rule="graded")
+
+
+def test_format_key_is_what_precedes_the_format_decision():
+    sudoku = build_task("gen_sudoku", train_size=4, test_size=4)
+    ex = sudoku.load("train")[0]
+    demo = sudoku.demonstration(ex)  # <answer>GRID</answer>: the decision follows the grid's last digits
+    assert format_key(sudoku, ex, demo, sudoku.misformatted_demonstration(ex)) == demo.removesuffix("</answer>")[-3:]
+    code = build_task("gen_code", train_size=4, test_size=4, **DEFAULT_OPTIONS["gen_code"])
+    ex = code.load("train")[0]  # the twins part at once (a missing `return`): the prompt's end
+    assert format_key(code, ex, code.demonstration(ex), code.misformatted_demonstration(ex)) == code.message(ex)[-3:]
+
+
+def test_an_unknown_misformat_rule_names_the_choices():
+    with pytest.raises(ConfigError, match=r"sft\.misformat_rule.*uniform.*graded"):
+        demonstration_pairs([build_task("gen_arithmetic", train_size=10, test_size=4)], 0.5, rule="graduated")
 
 
 def test_sft_lowers_the_loss_and_saves_a_loadable_model(tmp_path):
