@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import types
 import typing
@@ -195,7 +196,10 @@ class TrainSettings:
             self.rollout_batch_size is None or self.rollout_batch_size >= 1,
             f"train.rollout_batch_size must be ≥ 1 or null, got {self.rollout_batch_size}",
         )
-        require(self.learning_rate > 0, f"train.learning_rate must be > 0, got {self.learning_rate}")
+        require(
+            math.isfinite(self.learning_rate) and self.learning_rate > 0,
+            f"train.learning_rate must be a finite number > 0, got {self.learning_rate}",
+        )
         require(self.weight_decay >= 0, f"train.weight_decay must be ≥ 0, got {self.weight_decay}")
         require(
             len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),

@@ -251,6 +251,29 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_the_last_good_checkpoint(
     assert not (tmp_path / "run" / "final").exists()
 
 
+@pytest.mark.parametrize("on_nonfinite", ["stop", "skip"])
+def test_non_finite_parameters_after_an_optimiser_step_stop_the_run(sft_model, tmp_path, monkeypatch, on_nonfinite):
+    # A finite loss and gradient, then weights broken by the step itself: the rollouts that follow would earn
+    # reward 0, advantages 0, and no loss would ever show it. The run stops in either mode (no undo).
+    real_step = torch.optim.AdamW.step
+
+    def step(self, *args, **kwargs):
+        out = real_step(self, *args, **kwargs)
+        with torch.no_grad():
+            self.param_groups[0]["params"][0].view(-1)[0] = float("inf")
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    config = write_config(tmp_path / "c.yaml", sft_model, tmp_path / "run", on_nonfinite=on_nonfinite)
+    with pytest.raises(
+        RunError,
+        match=r"^step \d+: the parameters are not finite after the optimiser step of "
+        r"mini-batch 1; stopped; .*Likely cause: too large a train.learning_rate",
+    ):
+        Trainer(load_run_settings(config)).train()
+    assert not (tmp_path / "run" / "final").exists()
+
+
 def test_skip_mode_drops_non_finite_updates_and_counts_them(sft_model, tmp_path, poison_after_step):
     poison_after_step(2)
     config = write_config(tmp_path / "c.yaml", sft_model, tmp_path / "run", on_nonfinite="skip")
@@ -305,6 +328,7 @@ def test_non_finite_rewards_stop_the_run(sft_model, tmp_path, monkeypatch):
             "data.task_options.gen_sudoku.train_size must be an integer",
         ),
         (["train.on_nonfinite=ignore"], "train.on_nonfinite must be one of 'stop', 'skip', got 'ignore'"),
+        (["train.learning_rate=.inf"], "train.learning_rate must be a finite number > 0, got inf"),
         (["method=3"], "method must be a mapping of settings (variant, config), got 3 (int)"),
         (["train.steps={a"], "override 'train.steps={a': the value is not valid YAML"),
     ],

@@ -3,7 +3,8 @@ NaN silently.
 
 Each step checks the rewards of its rollout and, before each optimiser step, the mini-batch's loss and the
 gradient norm (which clipping has already computed: the check costs one comparison, and across processes one
-tiny gather so that all of them decide alike). On a non-finite value the run either stops, with a message
+tiny gather so that all of them decide alike); after each optimiser step, that the parameters are finite (one
+pass over the weights). On a non-finite value the run either stops, with a message
 naming the step, the quantity and the last good checkpoint, or (``train.on_nonfinite: skip``) drops the
 update: no optimiser or schedule step, and the step's log record counts it in ``nonfinite_skipped``.
 """
@@ -70,6 +71,32 @@ class FiniteGuard:
             quantity = "the loss or gradient norm on another process is not finite"
         return self._fail(step, f"{quantity} in mini-batch {minibatch + 1}", "too large a train.learning_rate")
 
+    def parameters(self, step: int, minibatch: int, params: list[torch.Tensor]) -> None:
+        """Stop if an optimiser step left a parameter NaN or infinite (on any process).
+
+        A finite loss and gradient can still give non-finite weights (an overflowing learning rate or
+        optimiser state); every later rollout would then be garbage that earns reward 0, so advantages are 0
+        and no loss or gradient ever shows it. This stops the run whatever ``on_nonfinite`` says: the step
+        cannot be undone, and the last checkpoint is the good state.
+        """
+        bad = False
+        for p in params:
+            local = p.to_local() if hasattr(p, "to_local") else p  # an FSDP2 shard: this process's part
+            if not bool(torch.isfinite(local).all()):
+                bad = True
+                break
+        if not self.runtime.any(bad):
+            return
+        saved, self.action = self.action, "stop"
+        try:
+            self._fail(
+                step,
+                f"the parameters are not finite after the optimiser step of mini-batch {minibatch + 1}",
+                "too large a train.learning_rate (or a broken optimiser state)",
+            )
+        finally:
+            self.action = saved
+
     def _fail(self, step: int, what: str, cause: str) -> bool:
         if self.action == "skip":
             return False
@@ -79,6 +106,8 @@ class FiniteGuard:
             if checkpoint is not None
             else "there is no checkpoint yet (train.save_every)"
         )
+        if "after the optimiser step" in what:
+            raise NonFiniteError(f"step {step}: {what}; stopped; {resume}. Likely cause: {cause}")
         raise NonFiniteError(
             f"step {step}: {what}; stopped before the optimiser step; {resume}. Likely cause: {cause}; set "
             "train.on_nonfinite=skip to skip such updates instead"

@@ -102,6 +102,7 @@ class UpdateStage:
                     norm = float(acc.clip_grad_norm_(trainable, cfg.grad_clip))
                     if self.guard.update(step + 1, m, result.loss, norm):
                         self.optimizer.step()
+                        self.guard.parameters(step + 1, m, trainable)
                         self.scheduler.step()
                         optimizer_steps += 1
                         stats["loss"] += result.loss
