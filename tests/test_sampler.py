@@ -8,6 +8,7 @@ from torch import nn
 
 from bgpo.config import ConfigError
 from bgpo.sampler import SamplerConfig, generate, transfer_schedule
+from bgpo.testing import rounding_tolerance, toy_model
 
 MASK = 3
 EOS = 1
@@ -224,3 +225,95 @@ def test_bench_sampler_writes_throughput_rows(tmp_path):
     assert (frame.tokens_per_s > 0).all()
     exact = frame[frame["mode"] == "exact"]
     assert (exact.agreement_with_exact == 1).all() and (exact.steps == 4).all()
+
+
+# --- Block-wise KV caching (Fast-dLLM prefix / dual caches, bgpo.kv_cache) -------------------------------------
+
+
+def _cached_run(model, prompts, mask, temperature=0.0, **options):
+    cfg = SamplerConfig(gen_length=12, block_length=4, steps=12, temperature=temperature, **options)
+    # One generator per row: the draws do not depend on which rows a pass holds (rows leave at other steps).
+    gens = [torch.Generator().manual_seed(10 + i) for i in range(prompts.shape[0])]
+    return generate(model, prompts, mask, cfg, mask_token_id=model.mask_token_id,
+                    eos_token_ids=[model.eos_token_id], generator=gens, return_commit_steps=True)  # fmt: skip
+
+
+def test_the_cached_forward_gives_the_models_logits(model, gen):
+    from bgpo.kv_cache import runner_for
+
+    prompts, mask = _prompts(model, gen, p=10)
+    runner = runner_for(model)
+    ref = model(prompts, mask)
+    positions = runner.position_ids(mask)
+    full, cache = runner.forward(prompts, positions, mask, keep=torch.arange(6))
+    tol = rounding_tolerance(torch.float64, prompts.shape[1] * model.backbone.config.hidden_size)
+    torch.testing.assert_close(full[mask], ref[mask], **tol)  # padding positions' outputs are never read
+    # The last 4 positions against the cached keys/values of the first 6: the same numbers.
+    part, _ = runner.forward(prompts[:, 6:], positions[:, 6:], mask[:, 6:], cache=cache)
+    torch.testing.assert_close(part, ref[:, 6:], **tol)
+
+
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+@pytest.mark.parametrize("threshold", [None, 0.5])
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_a_cache_refreshed_every_step_decodes_as_none(model, gen, cache, threshold, temperature):
+    # Left-padded rows of different prompt lengths; float64, so equal logits up to rounding give equal tokens.
+    prompts, mask = _prompts(model, gen)
+    if threshold is not None:  # a random model is nowhere confident: sharpen it so steps commit 1 to 4 tokens
+        with torch.no_grad():
+            model.backbone.lm_head.weight.mul_(60)
+    exact = _cached_run(model, prompts, mask, temperature, threshold=threshold)
+    cached = _cached_run(model, prompts, mask, temperature, threshold=threshold, cache=cache, cache_refresh="step")
+    assert torch.equal(cached.responses, exact.responses)
+    assert torch.equal(cached.commit_step, exact.commit_step)
+    assert cached.forward_rows == 2 * exact.forward_rows  # a full pass (the cache) and the block's pass, each step
+
+
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+def test_the_block_cache_is_exact_where_cached_keys_cannot_change(tokenizer, gen, cache):
+    # With one layer, keys/values are projections of each position's own token embedding. Within a block the
+    # cached positions (the prompt and completed blocks; for dual also the suffix, all still masks) keep their
+    # tokens, so their cached keys/values are the ones a full pass would compute: the block cache is exact.
+    one_layer = toy_model("nano", tokenizer=tokenizer, num_hidden_layers=1)
+    prompts, mask = _prompts(one_layer, gen)
+    for temperature in (0.0, 1.0):
+        exact = _cached_run(one_layer, prompts, mask, temperature)
+        cached = _cached_run(one_layer, prompts, mask, temperature, cache=cache)
+        assert torch.equal(cached.responses, exact.responses)
+        assert cached.forward_rows == exact.forward_rows  # one pass per step, as without a cache
+        assert cached.forward_tokens < exact.forward_tokens / 1.5  # most steps run the block (and suffix) only
+
+
+def test_the_block_cache_is_an_approximation_on_deeper_models(model, gen):
+    # Two layers: layer-1 keys of cached positions depend on the block's tokens, which the cache does not see
+    # until the next block. The decode is complete and well-formed, just not necessarily equal to `none`.
+    prompts, mask = _prompts(model, gen)
+    out = _cached_run(model, prompts, mask, cache="dual")
+    assert not (out.responses == model.mask_token_id).any()
+    assert torch.equal(out.sequences[:, :6], prompts)
+    assert ((out.commit_step >= 0).sum(-1) == 12).all()
+
+
+def test_rows_leaving_the_batch_keep_their_cache_rows(tokenizer):
+    # stop_at_eos makes rows leave mid-block; each remaining row must keep its own cached keys. With one layer
+    # the block cache is exact, so a row's result equals its exact decode only if the cache rows stay aligned.
+    one_layer = toy_model("nano", tokenizer=tokenizer, num_hidden_layers=1)
+    gen = torch.Generator().manual_seed(7)
+    prompts, mask = _prompts(one_layer, gen)
+    kw = dict(temperature=1.0, stop_at_eos=True)
+    exact = _cached_run(one_layer, prompts, mask, **kw)
+    for cache in ("prefix", "dual"):
+        assert torch.equal(_cached_run(one_layer, prompts, mask, cache=cache, **kw).responses, exact.responses)
+
+
+def test_cache_settings_say_what_to_change():
+    with pytest.raises(ConfigError, match=r"sampler\.cache must be one of 'none', 'prefix', 'dual', got 'duel' "
+                                          r"\(did you mean 'dual'\?\)"):  # fmt: skip
+        SamplerConfig(gen_length=8, block_length=4, steps=4, cache="duel")
+    with pytest.raises(ConfigError, match=r"sampler\.cache_refresh must be one of 'block', 'step'"):
+        SamplerConfig(gen_length=8, block_length=4, steps=4, cache="prefix", cache_refresh="always")
+    # A model exposing no keys/values: an error naming its class and the option, never exact decoding instead.
+    table = torch.zeros(6, 8, dtype=torch.float64)
+    with pytest.raises(ConfigError, match=r"FixedLogits exposes no keys/values .* set sampler\.cache: none"):
+        generate(FixedLogits(table), torch.zeros(1, 2, dtype=torch.long), None,
+                 SamplerConfig(gen_length=4, block_length=4, steps=4, cache="prefix"), mask_token_id=MASK)  # fmt: skip
