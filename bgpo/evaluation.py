@@ -7,7 +7,8 @@ its first EOS/EoT and decoded, graded by the task, aggregated by the task's eval
 * ``<out_dir>/<task>.jsonl``: one line per example: the benchmark row in the task's data format, ``id``,
   ``model_input`` (the rendered prompt), ``completion``, ``reward``, ``correct`` and the grade's fields
   (:mod:`bgpo.grading`); ``bgpo grade <task> <task>.jsonl`` rescores it to the same metrics;
-* ``<out_dir>/metrics.csv``: tidy, one row per task × metric, with the decoding settings and the evaluation
+* ``<out_dir>/metrics.csv``: tidy, one row per task × metric, with the decoding settings (the sampler's KV
+  ``cache`` mode and confidence ``threshold`` included) and the evaluation
   protocol (:mod:`bgpo.protocols`; ``custom`` for the command line's own settings) and, for code tasks, the
   ``sandbox`` backend that graded them.
 
@@ -148,7 +149,9 @@ def write_results(
     with open(out_dir / f"{task.name}.jsonl", "w") as f:
         for record in records:
             f.write(json.dumps(record, default=str) + "\n")
-    settings = {k: v for k, v in asdict(config).items() if k in ("gen_length", "block_length", "steps", "temperature")}
+    # cache and threshold too: approximate (cached, parallel) decoding is never mixed silently with exact numbers.
+    recorded = ("gen_length", "block_length", "steps", "temperature", "cache", "threshold")
+    settings = {k: v for k, v in asdict(config).items() if k in recorded}
     if task.name in (backends := sandbox_backends([task])):  # code tasks: the sandbox that graded them
         settings["sandbox"] = backends[task.name]
     return [
@@ -199,6 +202,8 @@ def run_evaluation(
                 block_length=own.block_length,
                 steps=own.steps,
                 temperature=own.temperature,
+                cache=own.cache,
+                threshold=own.threshold,
             )
             task_limit, task_random = own.limit, own.random_subset
         examples = task.load(split)
