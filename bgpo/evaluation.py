@@ -37,7 +37,15 @@ from .sampler import SamplerConfig, generate
 from .tasks import Example, Task, render_prompt
 from .tasks.code_exec import sandbox_backends
 
-__all__ = ["complete", "decode_responses", "encode_prompts", "evaluate_task", "run_evaluation", "task_metrics"]
+__all__ = [
+    "complete",
+    "decode_responses",
+    "encode_prompts",
+    "evaluate_task",
+    "grade_completions",
+    "run_evaluation",
+    "task_metrics",
+]
 
 
 def encode_prompts(model: DiffusionLM, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,6 +85,7 @@ def complete(
     batch_size: int = 16,
     seed: int = 0,
     offset: int = 0,
+    work: dict[str, int] | None = None,
 ) -> list[str]:
     """Decode completions for rendered prompts, ``batch_size`` at a time.
 
@@ -87,6 +96,7 @@ def complete(
         batch_size: prompts per decoding batch.
         seed: with ``offset + i``, seeds the generator of prompt i (used only at temperature > 0).
         offset: index of the first prompt in a larger run, so that seeds do not repeat across calls.
+        work: if given, ``forward_rows`` and ``forward_tokens`` (the sampler's work) are added to it.
     """
     device = next(model.parameters()).device
     completions: list[str] = []
@@ -106,6 +116,9 @@ def complete(
             generator=generators,
         )
         completions.extend(decode_responses(model, out.responses))
+        if work is not None:
+            work["forward_rows"] = work.get("forward_rows", 0) + out.forward_rows
+            work["forward_tokens"] = work.get("forward_tokens", 0) + out.forward_tokens
     return completions
 
 
@@ -126,6 +139,16 @@ def evaluate_task(
         completions = complete(model, prompts, config, batch_size=batch_size, seed=seed)
     finally:
         model.train(was_training)
+    return grade_completions(task, examples, prompts, completions)
+
+
+def grade_completions(
+    task: Task, examples: Sequence[Example], prompts: Sequence[str], completions: Sequence[str]
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Grade decoded completions of ``examples`` (rendered as ``prompts``): per-example records and the metrics.
+
+    Separate from decoding so that a benchmark can time the decoding alone (``bgpo bench sampler``).
+    """
     grades = task.grade(completions, examples)
     records = [
         scored_record({**task.data_row(e), "id": e.id, "model_input": p}, c, g)

@@ -457,3 +457,34 @@ def memory_plot(frame: pd.DataFrame, out: Path, column: str = "peak_saved_bytes"
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, out)
+
+
+def sampler_plot(frame: pd.DataFrame, out: Path) -> None:
+    """Decoding modes: tokens/s against task accuracy, one panel per task (``bgpo bench sampler --config``).
+
+    Each point is one mode at one response length and batch size; a mode keeps its colour across panels, the
+    marker tells the length and batch apart. The exact mode (``none``) is the reference: a good mode sits to
+    its right at the same height.
+    """
+    plt = _plt()
+    tasks = list(dict.fromkeys(frame["task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks), 3.4), squeeze=False)
+    modes = list(dict.fromkeys(frame["mode"]))
+    colours = {m: f"C{i}" for i, m in enumerate(modes)}
+    settings = list(dict.fromkeys(zip(frame["gen_length"], frame["batch"], strict=True)))
+    markers = dict(zip(settings, "osD^v<>phX*", strict=False))
+    for ax, task in zip(axes[0], tasks, strict=True):
+        part = frame[frame["task"] == task]
+        for _, r in part.iterrows():
+            ax.plot(r.tokens_per_s, r.accuracy, markers.get((r.gen_length, r.batch), "o"), color=colours[r["mode"]],
+                    alpha=0.85)  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("tokens/s")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"accuracy (%, {frame['metric'].iloc[0]} for the first task)")
+    handles = [plt.Line2D([], [], color=colours[m], marker="o", linestyle="", label=m) for m in modes]
+    handles += [plt.Line2D([], [], color="gray", marker=markers[s], linestyle="", label=f"L={s[0]}, batch {s[1]}")
+                for s in settings]  # fmt: skip
+    axes[0][-1].legend(handles=handles, fontsize=6, loc="best")
+    _save(fig, out)

@@ -220,11 +220,35 @@ def test_bench_sampler_writes_throughput_rows(tmp_path):
     from bgpo.testing import toy_model
 
     model = toy_model("nano", dtype=torch.float32, num_hidden_layers=1)
-    frame = bench_sampler(model, batch_sizes=[1, 2], lengths=[8], block_length=4, prompt_length=4, repeats=1)
-    assert len(frame) == 4 and set(frame["mode"]) == {"exact", "threshold"}
+    modes = [("none", None), ("dual", None), ("prefix", 0.9)]
+    frame = bench_sampler(model, batch_sizes=[1, 2], lengths=[8], block_length=4, prompt_length=4, repeats=1,
+                          modes=modes)  # fmt: skip
+    assert len(frame) == 6 and list(frame["mode"][:3]) == ["none", "dual", "prefix+t0.9"]
     assert (frame.tokens_per_s > 0).all()
-    exact = frame[frame["mode"] == "exact"]
+    exact = frame[frame["mode"] == "none"]
     assert (exact.agreement_with_exact == 1).all() and (exact.steps == 4).all()
+    # One layer: the block cache is exact (see above), so dual agrees with none token for token, with less work.
+    dual = frame[frame["mode"] == "dual"]
+    assert (dual.agreement_with_exact == 1).all()
+    assert (dual.forward_tokens.to_numpy() < exact.forward_tokens.to_numpy()).all()
+
+
+def test_bench_sampler_task_reports_speed_and_accuracy_side_by_side(tokenizer):
+    from bgpo.bench import bench_sampler_task, parse_mode, sampler_targets
+    from bgpo.tasks import build_task
+
+    model = toy_model("nano", tokenizer=tokenizer, dtype=torch.float32, num_hidden_layers=1)
+    task = build_task("gen_arithmetic", train_size=0, test_size=6)
+    modes = [parse_mode(m) for m in ("none", "dual", "dual+t0.5")]
+    frame = bench_sampler_task(model, task, gen_length=4, block_length=4, steps=4, modes=modes, batch_sizes=[4],
+                               length_factors=[1, 2], repeats=1)  # fmt: skip
+    assert {"mode", "task", "tokens_per_s", "accuracy", "seconds_per_rollout", "speedup"} <= set(frame.columns)
+    assert len(frame) == 6 and (frame.n == 6).all() and set(frame.gen_length) == {4, 8}
+    assert (frame[frame["mode"] == "none"].speedup == 1).all() and (frame.accuracy.between(0, 100)).all()
+    targets = sampler_targets(frame)
+    assert len(targets) == 2 and set(targets.columns) >= {"best_mode", "speedup", "met"}
+    with pytest.raises(ConfigError, match=r"sampler\.cache must be one of"):
+        parse_mode("duel+t0.9")
 
 
 # --- Block-wise KV caching (Fast-dLLM prefix / dual caches, bgpo.kv_cache) -------------------------------------
