@@ -341,3 +341,14 @@ def test_cache_settings_say_what_to_change():
     with pytest.raises(ConfigError, match=r"FixedLogits exposes no keys/values .* set sampler\.cache: none"):
         generate(FixedLogits(table), torch.zeros(1, 2, dtype=torch.long), None,
                  SamplerConfig(gen_length=4, block_length=4, steps=4, cache="prefix"), mask_token_id=MASK)  # fmt: skip
+
+
+def test_the_cache_option_changes_no_exact_runs_config_hash():
+    from bgpo.run_config import DataSettings, ModelSettings, RunSettings
+
+    run = RunSettings(model=ModelSettings(path="x"), data=DataSettings(tasks=["gen_sudoku"]))
+    # The hash of these settings before the cache option existed (main at 5d76f70): exact-decoding runs resume
+    # from their checkpoints and keep their config_hash; a run with a cache gets another.
+    assert run.digest() == "558b9910ce15"
+    run.train.rollout.cache = "dual"
+    assert run.digest() != "558b9910ce15"
