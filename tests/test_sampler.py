@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -352,3 +354,22 @@ def test_the_cache_option_changes_no_exact_runs_config_hash():
     assert run.digest() == "558b9910ce15"
     run.train.rollout.cache = "dual"
     assert run.digest() != "558b9910ce15"
+
+
+def test_bench_sampler_command(tmp_path, capsys):
+    import pandas as pd
+    import yaml
+
+    from bgpo.cli import main
+
+    out = tmp_path / "s.csv"
+    args = ["bench", "sampler", "--preset", "nano", "--batch-sizes", "2", "--lengths", "4", "--block-length", "4",
+            "--prompt-length", "3", "--repeats", "1", "--modes", "none", "dual+t0.9", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert list(pd.read_csv(out)["mode"]) == ["none", "dual+t0.9"]
+    # --config without the pipeline's SFT bases: one line saying how to build them.
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
+    config["work"] = str(tmp_path / "work")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    assert main(["bench", "sampler", "--config", str(tmp_path / "c.yaml"), "--tasks", "arithmetic"]) == 2
+    assert "snakemake -j2" in capsys.readouterr().err
