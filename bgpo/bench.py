@@ -165,7 +165,8 @@ def bench_sampler_task(
 
     Returns:
         One row per (mode, gen_length, batch): ``mode``, ``cache``, ``threshold``, ``task``, ``seconds``,
-        ``tokens_per_s`` (responses × L / seconds), ``seconds_per_rollout`` (seconds per response),
+        ``tokens_per_s`` (responses × L / seconds), ``seconds_per_rollout`` (seconds per response), the same
+        on this process's CPU time (``cpu_seconds``, ``tokens_per_cpu_s``: robust to other jobs on the machine),
         ``accuracy`` (the task's headline metric in %, e.g. cell accuracy for Sudoku), the model passes
         (``forward_rows``, ``forward_tokens``), and ``speedup`` / ``accuracy_change`` against the ``none`` mode
         of the same length and batch (when ``modes`` has it).
@@ -189,13 +190,14 @@ def bench_sampler_task(
                 for c, t in modes
             ]
             times: list[list[float]] = [[] for _ in configs]
+            cpu_times: list[list[float]] = [[] for _ in configs]
             completions: list[list[str]] = []
             work: list[tuple[int, int]] = []
             for round_ in range(repeats + 1):
                 for i, cfg in enumerate(configs):
                     passes: dict[str, int] = {}
                     _sync(str(device))
-                    start = time.perf_counter()
+                    start, cpu_start = time.perf_counter(), time.process_time()
                     out = complete(model, prompts, cfg, batch_size=batch, work=passes)
                     _sync(str(device))
                     if round_ == 0:
@@ -203,9 +205,12 @@ def bench_sampler_task(
                         work.append((passes["forward_rows"], passes["forward_tokens"]))
                     else:
                         times[i].append(time.perf_counter() - start)
-            for (cache, thr), out, spent, (row_passes, positions) in zip(modes, completions, times, work, strict=True):
+                        cpu_times[i].append(time.process_time() - cpu_start)
+            per_mode = zip(modes, completions, times, cpu_times, work, strict=True)
+            for (cache, thr), out, spent, cpu_spent, (row_passes, positions) in per_mode:
                 _, metrics = grade_completions(task, examples, prompts, out)
                 seconds = float(pd.Series(spent).median()) if spent else float("nan")
+                cpu_seconds = float(pd.Series(cpu_spent).median()) if cpu_spent else float("nan")
                 rows.append(
                     {
                         "mode": mode_name(cache, thr),
@@ -220,6 +225,9 @@ def bench_sampler_task(
                         "seconds": seconds,
                         "tokens_per_s": len(examples) * length / seconds,
                         "seconds_per_rollout": seconds / len(examples),
+                        # CPU time of this process: on a shared machine, wall time also counts waiting for a core
+                        "cpu_seconds": cpu_seconds,
+                        "tokens_per_cpu_s": len(examples) * length / cpu_seconds,
                         "accuracy": 100 * metrics.get(task.metric, metrics["accuracy"]),
                         "metric": task.metric if task.metric in metrics else "accuracy",
                         "forward_rows": row_passes,
@@ -235,6 +243,7 @@ def bench_sampler_task(
     if len(exact):
         ref = frame.merge(exact, on=["gen_length", "batch"], suffixes=("", "_ref"), how="left")
         frame["speedup"] = (ref["tokens_per_s"] / ref["tokens_per_s_ref"]).to_numpy()
+        frame["cpu_speedup"] = (ref["tokens_per_cpu_s"] / ref["tokens_per_cpu_s_ref"]).to_numpy()
         frame["accuracy_change"] = (ref["accuracy"] - ref["accuracy_ref"]).to_numpy()
     return frame
 
@@ -263,6 +272,7 @@ def sampler_targets(frame: pd.DataFrame, min_speedup: float = 3.0, max_drop: flo
                 "batch": batch,
                 "best_mode": best["mode"].iloc[0] if found else None,
                 "speedup": float(best["speedup"].iloc[0]) if found else float("nan"),
+                "cpu_speedup": float(best["cpu_speedup"].iloc[0]) if found and "cpu_speedup" in best else float("nan"),
                 "accuracy_none": float(exact["accuracy"].iloc[0]) if len(exact) else float("nan"),
                 "accuracy_best": float(best["accuracy"].iloc[0]) if found else float("nan"),
                 "accuracy_change": float(best["accuracy_change"].iloc[0]) if found else float("nan"),
