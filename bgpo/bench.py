@@ -279,6 +279,8 @@ def sampler_targets(frame: pd.DataFrame, min_speedup: float = 3.0, max_drop: flo
                 "target_speedup": min_speedup,
                 "target_max_drop": max_drop,
                 "met": bool(found and best["speedup"].iloc[0] >= min_speedup),
+                # 0% in exact decoding (a base at a length it was not trained for): "≤ 1 point lower" then says nothing
+                "accuracy_informative": bool(len(exact) and exact["accuracy"].iloc[0] > 0),
             }
         )
     return pd.DataFrame(rows)

@@ -470,21 +470,24 @@ def sampler_plot(frame: pd.DataFrame, out: Path) -> None:
     tasks = list(dict.fromkeys(frame["task"]))
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks), 3.4), squeeze=False)
     modes = list(dict.fromkeys(frame["mode"]))
-    colours = {m: f"C{i}" for i, m in enumerate(modes)}
-    settings = list(dict.fromkeys(zip(frame["gen_length"], frame["batch"], strict=True)))
-    markers = dict(zip(settings, "osD^v<>phX*", strict=False))
+    palette = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9", "k"]  # C7 is the legend's grey
+    colours = {m: palette[i % len(palette)] for i, m in enumerate(modes)}
+    # Lengths differ by task: the marker tells the length as a multiple of the task's shortest, and the batch.
+    factor = frame["gen_length"] / frame.groupby("task")["gen_length"].transform("min")
+    settings = list(dict.fromkeys(zip(factor, frame["batch"], strict=True)))
+    markers = dict(zip(settings, "osD^v<>phX*" * 4, strict=False))
     for ax, task in zip(axes[0], tasks, strict=True):
         part = frame[frame["task"] == task]
-        for _, r in part.iterrows():
-            ax.plot(r.tokens_per_s, r.accuracy, markers.get((r.gen_length, r.batch), "o"), color=colours[r["mode"]],
-                    alpha=0.85)  # fmt: skip
+        for i, r in part.iterrows():
+            ax.plot(r.tokens_per_s, r.accuracy, markers[(factor[i], r.batch)], color=colours[r["mode"]], alpha=0.85)
         ax.set_xscale("log")
         ax.set_title(task, fontsize=9)
+        ax.set_ylabel(f"{part['metric'].iloc[0].replace('_', ' ')} (%)", fontsize=8)
         ax.set_xlabel("tokens/s")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"accuracy (%, {frame['metric'].iloc[0]} for the first task)")
     handles = [plt.Line2D([], [], color=colours[m], marker="o", linestyle="", label=m) for m in modes]
-    handles += [plt.Line2D([], [], color="gray", marker=markers[s], linestyle="", label=f"L={s[0]}, batch {s[1]}")
-                for s in settings]  # fmt: skip
+    for setting in settings:
+        label = f"{setting[0]:g}× length, batch {setting[1]}"
+        handles.append(plt.Line2D([], [], color="gray", marker=markers[setting], linestyle="", label=label))
     axes[0][-1].legend(handles=handles, fontsize=6, loc="best")
     _save(fig, out)
