@@ -10,8 +10,9 @@ mean training reward, and the trained model's accuracy, so a faster rollout that
 
     .venv/bin/python benchmarks/rollout_step_time.py --modes none dual+t0.9 --out results/bench/rollout_step_time.csv
 
-Jobs run one after another, single-threaded (as the pipeline's), modes interleaved task by task. The SFT bases
-must exist (``snakemake -j2 work/default/models/base/<task>/seed0/sft_summary.json``).
+Jobs run one after another, single-threaded (as the pipeline's), modes interleaved task by task and seed by
+seed; every run starts from the SFT base of ``--base-seed``, which must exist
+(``snakemake -j2 work/default/models/base/<task>/seed0/sft_summary.json``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def _bgpo() -> str:
     return str(Path(sys.executable).with_name("bgpo"))
 
 
-def _settings(config: dict, task: str, variant: str, seed: int, mode: str, steps: int | None) -> list[str]:
+def _settings(
+    config: dict, task: str, variant: str, seed: int, base_seed: int, mode: str, steps: int | None
+) -> list[str]:
     """The ``bgpo train --set`` values of the pipeline's ``train`` rule (workflow/rules/common.smk), plus the mode."""
     spec = config["tasks"][task]
     train = {**config["train"], **spec.get("train", {})}
@@ -66,7 +69,7 @@ def _settings(config: dict, task: str, variant: str, seed: int, mode: str, steps
     method = {**config.get("method_config", {}).get(variant, {}), **spec.get("method_config", {}).get(variant, {})}
     names = spec["tasks"] + [bench["task"]]
     pairs = {
-        "model": {"path": f"{config['work']}/models/base/{task}/seed{seed}", "dtype": config["model"]["dtype"]},
+        "model": {"path": f"{config['work']}/models/base/{task}/seed{base_seed}", "dtype": config["model"]["dtype"]},
         "data.tasks": spec["tasks"],
         "data.eval_tasks": [bench["task"]],
         "data.task_options": {n: config.get("task_options", {}).get(n, {}) for n in names},
@@ -83,13 +86,13 @@ def _settings(config: dict, task: str, variant: str, seed: int, mode: str, steps
     return [f"{k}={json.dumps(v)}" for k, v in pairs.items()]
 
 
-def _run(config: dict, task: str, variant: str, seed: int, mode: str, steps: int | None) -> dict:
+def _run(config: dict, task: str, variant: str, seed: int, base_seed: int, mode: str, steps: int | None) -> dict:
     bench_name = config["tasks"][task]["benchmarks"][0]
     bench = config["benchmarks"][bench_name]
     env = {**os.environ, **OFFLINE}
     with tempfile.TemporaryDirectory(prefix="rollout_step_time_") as tmp:
         out = Path(tmp) / "run"
-        subprocess.run([_bgpo(), "train", "--set", *_settings(config, task, variant, seed, mode, steps),
+        subprocess.run([_bgpo(), "train", "--set", *_settings(config, task, variant, seed, base_seed, mode, steps),
                         "--output-dir", str(out)], cwd=ROOT, env=env, check=True, capture_output=True)  # fmt: skip
         log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if line.strip()]
         args = ["--model", str(out / "final"), "--tasks", bench["task"], "--task-options",
@@ -109,6 +112,7 @@ def _run(config: dict, task: str, variant: str, seed: int, mode: str, steps: int
         "mode": mode,
         "variant": variant,
         "seed": seed,
+        "base_seed": base_seed,
         "steps": len(log),
         "step_time_s": statistics.median(r["step_time"] for r in steady),
         "rollout_time_s": statistics.median(r["rollout_time"] for r in steady),
@@ -125,19 +129,23 @@ def main() -> int:
     parser.add_argument("--tasks", nargs="+", help="training tasks (default: all of the config's)")
     parser.add_argument("--modes", nargs="+", default=["none", "dual+t0.9"])
     parser.add_argument("--variant", default="bgpo")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="RL seeds")
+    parser.add_argument("--base-seed", type=int, default=0, help="the SFT base every run starts from")
     parser.add_argument("--steps", type=int, help="training steps (default: the config's)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "rollout_step_time.csv")
     args = parser.parse_args()
     config = yaml.safe_load(args.config.read_text())
     rows = []
     for task in args.tasks or list(config["tasks"]):
-        for mode in args.modes:
-            row = _run(config, task, args.variant, args.seed, mode, args.steps)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    for row in rows:  # each mode against the first (exact) mode of the same task
-        ref = next(r for r in rows if r["task"] == row["task"] and r["mode"] == args.modes[0])
+        for seed in args.seeds:
+            for mode in args.modes:
+                row = _run(config, task, args.variant, seed, args.base_seed, mode, args.steps)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    for row in rows:  # each mode against the first (exact) mode of the same task and seed
+        ref = next(
+            r for r in rows if r["task"] == row["task"] and r["seed"] == row["seed"] and r["mode"] == args.modes[0]
+        )
         row["step_speedup"] = ref["step_time_s"] / row["step_time_s"]
         row["rollout_speedup"] = ref["rollout_time_s"] / row["rollout_time_s"]
         row["accuracy_change"] = row["accuracy"] - ref["accuracy"]
