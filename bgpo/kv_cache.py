@@ -29,7 +29,10 @@ decoding, which would be a different speed under the same name). A model may als
 through a ``kv_runner()`` method.
 
 What is deliberately omitted: dropout (decoding runs in eval mode), LLaDA's block groups and fine-grained
-activation checkpointing (training-time features), and models with per-head query/key norms.
+activation checkpointing (training-time features), models with per-head query/key norms, and sharded
+parameters (FSDP, ZeRO-3: the runners call a block's submodules, bypassing the hooks that gather its
+parameters; :func:`runner_for` refuses such a model). DDP and LoRA work (LoRA layers sit inside the
+submodules called).
 """
 
 from __future__ import annotations
@@ -264,6 +267,13 @@ class LLaDARunner:
         return logits, new
 
 
+def _is_sharded(module: nn.Module) -> bool:
+    """Whether parameters are sharded across processes (FSDP2 DTensors, FSDP1 wrappers, ZeRO-3 partitions)."""
+    if any("FullyShardedDataParallel" in type(m).__name__ for m in module.modules()):
+        return True
+    return any(type(p).__name__ == "DTensor" or hasattr(p, "ds_id") for p in module.parameters())
+
+
 def _is_llama_shaped(base: nn.Module) -> bool:
     inner = getattr(base, "model", None)
     layers = getattr(inner, "layers", None)
@@ -312,6 +322,13 @@ def runner_for(model: nn.Module, option: str = "sampler.cache") -> KVRunner:
         return own()
     backbone = getattr(model, "backbone", model)
     base = _base(backbone)
+    if _is_sharded(base):
+        # The runners call a block's submodules directly; FSDP gathers a block's parameters in hooks on the
+        # block's own forward, which they bypass. Refuse rather than compute with shards.
+        raise ConfigError(
+            f"{type(base).__name__} has FSDP/ZeRO-3-sharded parameters, which the sampler's KV cache cannot run "
+            f"(it bypasses the blocks' parameter gathering); set {option}: none with sharded training"
+        )
     if _is_llada_shaped(base):
         return LLaDARunner(backbone)
     if _is_llama_shaped(base):

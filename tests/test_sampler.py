@@ -373,3 +373,14 @@ def test_bench_sampler_command(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     assert main(["bench", "sampler", "--config", str(tmp_path / "c.yaml"), "--tasks", "arithmetic"]) == 2
     assert "snakemake -j2" in capsys.readouterr().err
+
+
+def test_a_sharded_model_is_refused_by_name(model):
+    from bgpo.kv_cache import runner_for
+
+    class FullyShardedDataParallel(nn.Module):  # what FSDP1 wraps blocks in (FSDP2: DTensor parameters)
+        pass
+
+    model.backbone.model.layers[0].add_module("wrapper", FullyShardedDataParallel())
+    with pytest.raises(ConfigError, match=r"LlamaForCausalLM has FSDP/ZeRO-3-sharded parameters .* sampler\.cache"):
+        runner_for(model, "sampler.cache")
