@@ -382,5 +382,5 @@ def test_a_sharded_model_is_refused_by_name(model):
         pass
 
     model.backbone.model.layers[0].add_module("wrapper", FullyShardedDataParallel())
-    with pytest.raises(ConfigError, match=r"LlamaForCausalLM has FSDP/ZeRO-3-sharded parameters .* sampler\.cache"):
+    with pytest.raises(ConfigError, match=r"LlamaForCausalLM has FSDP/ZeRO-3-sharded parameters.*sampler\.cache"):
         runner_for(model, "sampler.cache")
