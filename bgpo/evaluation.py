@@ -7,7 +7,8 @@ its first EOS/EoT and decoded, graded by the task, aggregated by the task's eval
 * ``<out_dir>/<task>.jsonl``: one line per example: the benchmark row in the task's data format, ``id``,
   ``model_input`` (the rendered prompt), ``completion``, ``reward``, ``correct`` and the grade's fields
   (:mod:`bgpo.grading`); ``bgpo grade <task> <task>.jsonl`` rescores it to the same metrics;
-* ``<out_dir>/metrics.csv``: tidy, one row per task × metric, with the decoding settings and the evaluation
+* ``<out_dir>/metrics.csv``: tidy, one row per task × metric, with the decoding settings (the sampler's KV
+  ``cache`` mode and confidence ``threshold`` included) and the evaluation
   protocol (:mod:`bgpo.protocols`; ``custom`` for the command line's own settings) and, for code tasks, the
   ``sandbox`` backend that graded them.
 
@@ -36,7 +37,15 @@ from .sampler import SamplerConfig, generate
 from .tasks import Example, Task, render_prompt
 from .tasks.code_exec import sandbox_backends
 
-__all__ = ["complete", "decode_responses", "encode_prompts", "evaluate_task", "run_evaluation", "task_metrics"]
+__all__ = [
+    "complete",
+    "decode_responses",
+    "encode_prompts",
+    "evaluate_task",
+    "grade_completions",
+    "run_evaluation",
+    "task_metrics",
+]
 
 
 def encode_prompts(model: DiffusionLM, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,6 +85,7 @@ def complete(
     batch_size: int = 16,
     seed: int = 0,
     offset: int = 0,
+    work: dict[str, int] | None = None,
 ) -> list[str]:
     """Decode completions for rendered prompts, ``batch_size`` at a time.
 
@@ -86,6 +96,7 @@ def complete(
         batch_size: prompts per decoding batch.
         seed: with ``offset + i``, seeds the generator of prompt i (used only at temperature > 0).
         offset: index of the first prompt in a larger run, so that seeds do not repeat across calls.
+        work: if given, ``forward_rows`` and ``forward_tokens`` (the sampler's work) are added to it.
     """
     device = next(model.parameters()).device
     completions: list[str] = []
@@ -105,6 +116,9 @@ def complete(
             generator=generators,
         )
         completions.extend(decode_responses(model, out.responses))
+        if work is not None:
+            work["forward_rows"] = work.get("forward_rows", 0) + out.forward_rows
+            work["forward_tokens"] = work.get("forward_tokens", 0) + out.forward_tokens
     return completions
 
 
@@ -125,6 +139,16 @@ def evaluate_task(
         completions = complete(model, prompts, config, batch_size=batch_size, seed=seed)
     finally:
         model.train(was_training)
+    return grade_completions(task, examples, prompts, completions)
+
+
+def grade_completions(
+    task: Task, examples: Sequence[Example], prompts: Sequence[str], completions: Sequence[str]
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Grade decoded completions of ``examples`` (rendered as ``prompts``): per-example records and the metrics.
+
+    Separate from decoding so that a benchmark can time the decoding alone (``bgpo bench sampler``).
+    """
     grades = task.grade(completions, examples)
     records = [
         scored_record({**task.data_row(e), "id": e.id, "model_input": p}, c, g)
@@ -148,7 +172,9 @@ def write_results(
     with open(out_dir / f"{task.name}.jsonl", "w") as f:
         for record in records:
             f.write(json.dumps(record, default=str) + "\n")
-    settings = {k: v for k, v in asdict(config).items() if k in ("gen_length", "block_length", "steps", "temperature")}
+    # cache and threshold too: approximate (cached, parallel) decoding is never mixed silently with exact numbers.
+    recorded = ("gen_length", "block_length", "steps", "temperature", "cache", "threshold")
+    settings = {k: v for k, v in asdict(config).items() if k in recorded}
     if task.name in (backends := sandbox_backends([task])):  # code tasks: the sandbox that graded them
         settings["sandbox"] = backends[task.name]
     return [
@@ -199,6 +225,8 @@ def run_evaluation(
                 block_length=own.block_length,
                 steps=own.steps,
                 temperature=own.temperature,
+                cache=own.cache,
+                threshold=own.threshold,
             )
             task_limit, task_random = own.limit, own.random_subset
         examples = task.load(split)

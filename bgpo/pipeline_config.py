@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .config import ConfigError, relocate, suggest, unknown_name_error
+from .config import ConfigError, relocate, require, require_choice, suggest, unknown_name_error
 
 
 def check_pipeline_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
@@ -221,7 +221,7 @@ def _check_method_configs(config: Mapping[str, Any]) -> None:
 
 
 # Keys of the pipeline's train sections that are not trainer settings (train_overrides in common.smk).
-_PIPELINE_ONLY = ("temperature", "checkpoint")
+_PIPELINE_ONLY = ("temperature", "checkpoint", "rollout_cache", "rollout_threshold")
 
 
 def _check_train(config: Mapping[str, Any]) -> None:
@@ -236,7 +236,9 @@ def _check_train(config: Mapping[str, Any]) -> None:
         where = f"config.tasks.{key}.train" if key is not None else "config.train"
         if not isinstance(own, Mapping):
             raise ConfigError(f"{where} must be a mapping of trainer settings, got {own!r:.60}")
-        settings = {k: v for k, v in merge(config["train"], own).items() if k not in _PIPELINE_ONLY}
+        merged = merge(config["train"], own)
+        _check_rollout_speedups(merged, where)
+        settings = {k: v for k, v in merged.items() if k not in _PIPELINE_ONLY}
         for variant in variants:
             try:
                 build(TrainSettings, merge(variant.train, settings), where)
@@ -245,6 +247,18 @@ def _check_train(config: Mapping[str, Any]) -> None:
                 if variant.train:
                     message += f" (with method variant {variant.name}'s train settings {variant.train})"
                 raise ConfigError(message) from None
+
+
+def _check_rollout_speedups(train: Mapping[str, Any], where: str) -> None:
+    """``rollout_cache`` and ``rollout_threshold`` as the sampler will check them, named by their pipeline keys."""
+    from .kv_cache import CACHE_MODES
+
+    require_choice(train.get("rollout_cache", "none"), CACHE_MODES, f"{where}.rollout_cache")
+    threshold = train.get("rollout_threshold")
+    require(
+        threshold is None or (isinstance(threshold, (int, float)) and 0 < threshold <= 1),
+        f"{where}.rollout_threshold must lie in (0, 1] or be null, got {threshold!r}",
+    )
 
 
 def _check_task_options(config: Mapping[str, Any]) -> None:

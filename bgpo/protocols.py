@@ -15,7 +15,9 @@ every results row says which protocol produced it (the ``protocol`` column of ``
   the prompts are the tasks' and the draw is seeded here.
 
 ``custom`` (no protocol) means the settings of the command line, recorded in each row's columns. The answer
-extraction is the task's (:mod:`bgpo.tasks`) in every protocol.
+extraction is the task's (:mod:`bgpo.tasks`) in every protocol. Every named protocol decodes exactly: no KV
+cache (``cache: none``) and LLaDA's fixed schedule (no confidence threshold); a faster approximate decode is
+recorded as ``custom`` with its ``cache`` and ``threshold`` columns, so it is never mixed with exact numbers.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class EvalSettings:
     temperature: float = 0.0
     limit: int | None = None
     random_subset: bool = False
+    cache: str = "none"  # the sampler's KV cache (bgpo.kv_cache); a named protocol pins none: exact decoding
+    threshold: float | None = None  # confidence-threshold decoding; a named protocol pins None: the schedule
 
 
 @dataclass(frozen=True)
@@ -168,9 +172,9 @@ def resolve_settings(protocol: str, task: str, given: Mapping[str, Any], default
     """The settings of ``task``: the protocol's, checked against the ones given on the command line.
 
     ``given`` holds the options the user set (``gen_length``, ``block_length``, ``steps``, ``temperature``,
-    ``limit``, ``random_subset``; unset ones absent or ``None``). Under ``custom`` they fill ``defaults``;
-    under a named protocol each one given must equal the protocol's value (a different one is an error naming
-    the option), so that a row labelled with a protocol was produced by it.
+    ``limit``, ``random_subset``, ``cache``, ``threshold``; unset ones absent or ``None``). Under ``custom``
+    they fill ``defaults``; under a named protocol each one given must equal the protocol's value (a different
+    one is an error naming the option), so that a row labelled with a protocol was produced by it.
     """
     given = {k: v for k, v in given.items() if v is not None}
     found = get_protocol(protocol)
@@ -182,8 +186,10 @@ def resolve_settings(protocol: str, task: str, given: Mapping[str, Any], default
     pinned = found.settings(task, given.get("gen_length"))
     for key, value in given.items():
         if value != getattr(pinned, key):
+            exact = key in ("cache", "threshold")
+            why = " (a named protocol decodes exactly: no KV cache, no confidence threshold)" if exact else ""
             raise ConfigError(
                 f"--{key.replace('_', '-')} {value} differs from protocol {protocol}'s {getattr(pinned, key)} for "
-                f"{task}; drop the option, or drop --protocol (the results are then recorded as {CUSTOM})"
+                f"{task}{why}; drop the option, or drop --protocol (the results are then recorded as {CUSTOM})"
             )
     return pinned

@@ -457,3 +457,37 @@ def memory_plot(frame: pd.DataFrame, out: Path, column: str = "peak_saved_bytes"
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, out)
+
+
+def sampler_plot(frame: pd.DataFrame, out: Path) -> None:
+    """Decoding modes: tokens/s against task accuracy, one panel per task (``bgpo bench sampler --config``).
+
+    Each point is one mode at one response length and batch size; a mode keeps its colour across panels, the
+    marker tells the length and batch apart. The exact mode (``none``) is the reference: a good mode sits to
+    its right at the same height.
+    """
+    plt = _plt()
+    tasks = list(dict.fromkeys(frame["task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks), 3.4), squeeze=False)
+    modes = list(dict.fromkeys(frame["mode"]))
+    palette = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C8", "C9", "k"]  # C7 is the legend's grey
+    colours = {m: palette[i % len(palette)] for i, m in enumerate(modes)}
+    # Lengths differ by task: the marker tells the length as a multiple of the task's shortest, and the batch.
+    factor = frame["gen_length"] / frame.groupby("task")["gen_length"].transform("min")
+    settings = list(dict.fromkeys(zip(factor, frame["batch"], strict=True)))
+    markers = dict(zip(settings, "osD^v<>phX*" * 4, strict=False))
+    for ax, task in zip(axes[0], tasks, strict=True):
+        part = frame[frame["task"] == task]
+        for i, r in part.iterrows():
+            ax.plot(r.tokens_per_s, r.accuracy, markers[(factor[i], r.batch)], color=colours[r["mode"]], alpha=0.85)
+        ax.set_xscale("log")
+        ax.set_title(task, fontsize=9)
+        ax.set_ylabel(f"{part['metric'].iloc[0].replace('_', ' ')} (%)", fontsize=8)
+        ax.set_xlabel("tokens/s")
+        ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], color=colours[m], marker="o", linestyle="", label=m) for m in modes]
+    for setting in settings:
+        label = f"{setting[0]:g}× length, batch {setting[1]}"
+        handles.append(plt.Line2D([], [], color="gray", marker=markers[setting], linestyle="", label=label))
+    axes[0][-1].legend(handles=handles, fontsize=6, loc="best")
+    _save(fig, out)

@@ -216,6 +216,10 @@ class TrainSettings:
         require_choice(self.on_nonfinite, NONFINITE_ACTIONS, "train.on_nonfinite")
 
 
+# SamplerConfig fields left out of RunSettings.digest at these values (see there).
+_HASH_NEUTRAL_SAMPLER_DEFAULTS = {"cache": "none", "cache_refresh": "block"}
+
+
 @dataclass
 class RunSettings:
     """A whole ``bgpo train`` run."""
@@ -238,6 +242,13 @@ class RunSettings:
         data = self.to_dict()
         if not location:
             del data["output_dir"]
+        # Sampler options added after runs were made (issue 19's KV cache) count only when set: an exact-decoding
+        # run keeps the hash it had, so it still resumes from its checkpoints and its results still match.
+        for section in ("rollout", "eval_sampler"):
+            sampler = data["train"][section]
+            for key, default in _HASH_NEUTRAL_SAMPLER_DEFAULTS.items():
+                if sampler.get(key) == default:
+                    del sampler[key]
         text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 

@@ -23,6 +23,17 @@ model. This is an approximation (the exact algorithm could sample something othe
 off by default. ``threshold`` switches to confidence-threshold parallel decoding (Fast-dLLM): each step
 commits every masked position of the block whose confidence exceeds the threshold, at least one, which
 takes fewer steps than the schedule; also off by default.
+
+``cache`` (Fast-dLLM's block-wise approximate KV cache, :mod:`bgpo.kv_cache`) avoids recomputing what barely
+changes within a block: ``none`` (the default) runs the whole sequence at every step, the exact algorithm;
+``prefix`` runs a full pass at the first step of each block, keeps the keys/values of the prompt and the
+completed blocks, and runs only the block and the suffix after it at the block's other steps; ``dual`` keeps
+the suffix's keys/values too and runs only the block. Both are approximations: a committed token changes the
+cached positions' keys in a bidirectional model, and the cache sees that only at the next block. With
+``cache_refresh: step`` the cache is rebuilt from the current sequence at every step and the block is then
+run against it: the same numbers as ``none`` up to rounding (the exactness test of the cached path), at more
+cost. Either cache combines with ``threshold``. The decoding schedule, the sampling and the row bookkeeping
+are the same in every mode; only how the block's logits are computed differs.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from . import kv_cache
 from .config import require, require_choice
 
 REMASKING = ("low_confidence", "random")
@@ -85,6 +97,9 @@ class SamplerConfig:
         zero_eos_confidence: EOS/EoT positions get confidence 0 and are committed last.
         stop_at_eos: finish a row once its first EOS and everything before it are committed (approximate).
         threshold: if set, confidence-threshold parallel decoding instead of the fixed schedule.
+        cache: ``none`` (exact), ``prefix`` or ``dual`` block-wise approximate KV caching (Fast-dLLM).
+        cache_refresh: ``block`` (the cache is rebuilt at each block's first step) or ``step`` (at every
+            step: exact, for testing the cached path).
     """
 
     gen_length: int = 256
@@ -96,6 +111,8 @@ class SamplerConfig:
     zero_eos_confidence: bool = False
     stop_at_eos: bool = False
     threshold: float | None = None
+    cache: str = "none"
+    cache_refresh: str = "block"
 
     def __post_init__(self) -> None:
         problem = block_schedule_problem(self.gen_length, self.block_length, self.steps)
@@ -106,6 +123,8 @@ class SamplerConfig:
             self.threshold is None or 0 < self.threshold <= 1,
             f"threshold must lie in (0, 1] or be null, got {self.threshold}; set sampler.threshold",
         )
+        require_choice(self.cache, kv_cache.CACHE_MODES, "sampler.cache")
+        require_choice(self.cache_refresh, kv_cache.CACHE_REFRESH, "sampler.cache_refresh")
 
     @property
     def num_blocks(self) -> int:
@@ -127,12 +146,15 @@ class SampleOutput:
         responses: (N, L) the response tokens.
         commit_step: (N, L) the global step (0-based) at which each response token was committed, if asked.
         forward_rows: model rows evaluated (Σ over forward passes of the rows in the pass): the work done.
+        forward_tokens: positions run through the layers (Σ over passes of rows × query positions): the work
+            a KV cache saves (without one, every pass runs the whole sequence).
     """
 
     sequences: Tensor
     responses: Tensor
     commit_step: Tensor | None
     forward_rows: int
+    forward_tokens: int = 0
 
 
 def transfer_schedule(masked: Tensor, steps: int) -> Tensor:
@@ -187,7 +209,8 @@ def generate(
 
     Args:
         model: callable as ``model(input_ids, attention_mask, logits_to_keep=positions)`` returning logits
-            (a :class:`~bgpo.models.DiffusionLM`).
+            (a :class:`~bgpo.models.DiffusionLM`); with ``config.cache`` other than ``none``, a model
+            :func:`bgpo.kv_cache.runner_for` supports (else a ConfigError naming it).
         prompt_ids: (N, P) prompts, left-padded.
         prompt_mask: (N, P) bool, False on padding; ``None`` means no padding.
         config: decoding settings.
@@ -219,16 +242,21 @@ def generate(
         raise ValueError("forbid_eos, zero_eos_confidence and stop_at_eos need eos_token_ids")
     length, block = config.gen_length, config.block_length
     eos = torch.tensor(list(eos_token_ids), device=device, dtype=torch.long)
+    # Resolved before any work, so an unsupported model fails at once and by name.
+    runner = None if config.cache == "none" else kv_cache.runner_for(model, "sampler.cache")
 
     x = torch.cat([prompt_ids, torch.full((n, length), mask_token_id, device=device, dtype=prompt_ids.dtype)], dim=1)
     attn = torch.cat([prompt_mask.bool(), torch.ones(n, length, device=device, dtype=torch.bool)], dim=1)
     commit = torch.full((n, length), -1, dtype=torch.long, device=device)
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     forward_rows = 0
+    forward_tokens = 0
+    position_ids = None if runner is None else runner.position_ids(attn)  # (N, S), fixed for the whole decode
     step = 0  # global step counter; commit steps are comparable across blocks and rows
     for b in range(config.num_blocks):
         lo, hi = p + b * block, p + (b + 1) * block
         positions = torch.arange(lo, hi, device=device)
+        block_cache = _BlockCache(runner, config, lo, hi, p + length, n, device) if runner is not None else None
         schedule = transfer_schedule((x[:, lo:hi] == mask_token_id).sum(-1), config.steps_per_block)  # (N, steps)
         for s in range(block if config.threshold is not None else config.steps_per_block):
             masked_block = x[:, lo:hi] == mask_token_id  # (N, B)
@@ -238,8 +266,15 @@ def generate(
             k = pending.long() if config.threshold is not None else schedule[:, s]
             rows = (pending & (k > 0)).nonzero(as_tuple=True)[0]
             if rows.numel() > 0:  # rows that commit nothing this step are not run through the model
-                forward_rows += rows.numel()
-                logits = model(x[rows], attn[rows], logits_to_keep=positions).double()  # (R, B, V)
+                if block_cache is None:
+                    forward_rows += rows.numel()
+                    forward_tokens += rows.numel() * x.shape[1]
+                    logits = model(x[rows], attn[rows], logits_to_keep=positions)
+                else:
+                    logits = block_cache.logits(x, attn, position_ids, rows)
+                    forward_rows += block_cache.rows_run
+                    forward_tokens += block_cache.tokens_run
+                logits = logits.double()  # (R, B, V)
                 if config.forbid_eos:
                     logits[..., eos] = float("-inf")
                 gens = shared if row_generators is None else [row_generators[i] for i in rows.tolist()]
@@ -268,7 +303,58 @@ def generate(
         responses=x[:, p:],
         commit_step=commit if return_commit_steps else None,
         forward_rows=forward_rows,
+        forward_tokens=forward_tokens,
     )
+
+
+class _BlockCache:
+    """The KV cache of one block: built by a full pass at the block's first step, reused by its other steps.
+
+    Rows only ever leave a block (finished, or nothing left to commit), so the cache is kept for the rows
+    of the latest pass and shrunk as rows leave; ``slot[i]`` is row i's index in it (−1: none).
+    """
+
+    def __init__(self, runner: kv_cache.KVRunner, config: SamplerConfig, lo: int, hi: int, total: int,
+                 n: int, device: torch.device) -> None:  # fmt: skip
+        self.runner, self.lo, self.hi = runner, lo, hi
+        self.every_step = config.cache_refresh == "step"
+        self.cached_cols, self.query_cols = kv_cache.cached_columns(config.cache, lo, hi, total, device)
+        self.block_cols = torch.arange(lo, hi, device=device)
+        self.cache: kv_cache.KVCache | None = None
+        self.slot = torch.full((n,), -1, dtype=torch.long, device=device)
+        self.rows_run = self.tokens_run = 0  # the work of the latest call, for the sampler's accounting
+
+    def logits(self, x: Tensor, attn: Tensor, position_ids: Tensor, rows: Tensor) -> Tensor:
+        """(R, B, V) logits of the block's positions for ``rows`` (R,), from the cache where it is valid."""
+        self.rows_run = self.tokens_run = 0
+        fresh = self.cache is None or self.every_step or bool((self.slot[rows] < 0).any())
+        if fresh:  # a full pass: the block's logits, and the keys/values of the cached columns
+            logits, self.cache = self.runner.forward(
+                x[rows], position_ids[rows], attn[rows], keep=self.cached_cols, logits_at=self.block_cols
+            )
+            self.slot.fill_(-1)
+            self.slot[rows] = torch.arange(rows.numel(), device=rows.device)
+            self._count(rows.numel(), x.shape[1])
+            if not self.every_step:
+                return logits
+        elif rows.numel() < self.cache.keys[0].shape[0]:  # rows left: keep only theirs
+            self.cache = self.cache.select(self.slot[rows])
+            self.slot.fill_(-1)
+            self.slot[rows] = torch.arange(rows.numel(), device=rows.device)
+        cols = self.query_cols
+        logits, _ = self.runner.forward(
+            x[rows][:, cols],
+            position_ids[rows][:, cols],
+            attn[rows][:, cols],
+            cache=self.cache,
+            logits_at=torch.arange(self.hi - self.lo, device=x.device),  # the block opens the query columns
+        )
+        self._count(rows.numel(), cols.numel())
+        return logits
+
+    def _count(self, rows: int, tokens_per_row: int) -> None:
+        self.rows_run += rows
+        self.tokens_run += rows * tokens_per_row
 
 
 def _uniform(shape: torch.Size, gens: Sequence[torch.Generator] | None, device: torch.device) -> Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -77,6 +78,10 @@ def test_run_evaluation_writes_jsonl_and_tidy_metrics(model, tmp_path):
     second = [json.loads(x)["completion"] for x in (tmp_path / "again" / "gen_sudoku.jsonl").read_text().splitlines()]
     assert first == second  # per-example generators: the batch size does not change sampled answers
     assert list(again.value) == list(frame.value)
+    assert (frame["cache"] == "none").all() and frame["threshold"].isna().all()  # exact decoding, recorded
+    fast = replace(config, cache="dual", threshold=0.9)
+    approximate = run_evaluation(model, tasks[:1], tmp_path / "fast", fast, limit=6, batch_size=4, seed=3)
+    assert (approximate["cache"] == "dual").all() and (approximate["threshold"] == 0.9).all()
 
 
 def test_evaluate_command(model, tmp_path, capsys):

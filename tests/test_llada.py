@@ -283,3 +283,34 @@ def test_the_deepspeed_config_is_checked_against_the_trainer():
         check_deepspeed_config(shipped, 0.5)
     with pytest.raises(ConfigError, match=r"gradient_accumulation_steps is 4; it must be 1"):
         check_deepspeed_config({**shipped, "gradient_accumulation_steps": 4}, 1.0)
+
+
+def test_the_kv_cache_runner_reproduces_llada_and_its_refreshed_cache_decodes_as_none(tiny_llada):
+    # LLaDA's own forward refuses a KV cache, so bgpo.kv_cache runs its blocks itself: that runner must give the
+    # model's own logits (padding attended and RoPE by index, as LLaDA does), and a cache rebuilt at every step
+    # must decode exactly as `none`. float64 so that equal logits up to rounding give equal tokens.
+    from bgpo.kv_cache import LLaDARunner, runner_for
+
+    model = load_model(tiny_llada, dtype="float64").eval()
+    runner = runner_for(model)
+    assert isinstance(runner, LLaDARunner)
+    batch = random_batch(model, num_responses=3, prompt_length=10, generator=torch.Generator().manual_seed(3))
+    ids, mask = batch.prompt_ids, batch.prompt_mask
+    with torch.no_grad():
+        ref = model(ids, mask)
+        positions = runner.position_ids(mask)
+        full, cache = runner.forward(ids, positions, mask, keep=torch.arange(6))
+        part, _ = runner.forward(ids[:, 6:], positions[:, 6:], mask[:, 6:], cache=cache)
+    tol = rounding_tolerance(torch.float64, ids.shape[1] * model.backbone.config.d_model)
+    torch.testing.assert_close(full, ref, **tol)
+    torch.testing.assert_close(part, ref[:, 6:], **tol)
+
+    def decode(**options):
+        cfg = SamplerConfig(gen_length=8, block_length=4, steps=8, temperature=1.0, **options)
+        gens = [torch.Generator().manual_seed(i) for i in range(ids.shape[0])]
+        return generate(model, ids, mask, cfg, mask_token_id=MASK, eos_token_ids=[EOS, EOT], generator=gens).responses
+
+    exact = decode()
+    for cache_mode in ("prefix", "dual"):
+        assert torch.equal(decode(cache=cache_mode, cache_refresh="step"), exact)
+        assert not (decode(cache=cache_mode) == MASK).any()  # the block cache decodes completely

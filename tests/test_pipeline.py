@@ -217,6 +217,11 @@ def _smoke(**changes):
         ({"train__steps": "ten"}, "config.train.steps must be an integer, got 'ten'"),
         ({"train__advantage": "std"}, "config.train.advantage must be one of 'grpo', 'mean', 'loo', got 'std'"),
         (
+            {"train__rollout_cache": "duel"},
+            "config.train.rollout_cache must be one of 'none', 'prefix', 'dual', got 'duel'",
+        ),
+        ({"tasks__arithmetic__train": {"rollout_threshold": 1.5}}, "config.tasks.arithmetic.train.rollout_threshold"),
+        (
             {"tasks__arithmetic__train": {"stpes": 3}},
             "unknown key 'stpes' in config.tasks.arithmetic.train (did you mean 'steps'?)",
         ),

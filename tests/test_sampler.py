@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
 from bgpo.config import ConfigError
 from bgpo.sampler import SamplerConfig, generate, transfer_schedule
+from bgpo.testing import rounding_tolerance, toy_model
 
 MASK = 3
 EOS = 1
@@ -219,8 +222,165 @@ def test_bench_sampler_writes_throughput_rows(tmp_path):
     from bgpo.testing import toy_model
 
     model = toy_model("nano", dtype=torch.float32, num_hidden_layers=1)
-    frame = bench_sampler(model, batch_sizes=[1, 2], lengths=[8], block_length=4, prompt_length=4, repeats=1)
-    assert len(frame) == 4 and set(frame["mode"]) == {"exact", "threshold"}
+    modes = [("none", None), ("dual", None), ("prefix", 0.9)]
+    frame = bench_sampler(model, batch_sizes=[1, 2], lengths=[8], block_length=4, prompt_length=4, repeats=1,
+                          modes=modes)  # fmt: skip
+    assert len(frame) == 6 and list(frame["mode"][:3]) == ["none", "dual", "prefix+t0.9"]
     assert (frame.tokens_per_s > 0).all()
-    exact = frame[frame["mode"] == "exact"]
+    exact = frame[frame["mode"] == "none"]
     assert (exact.agreement_with_exact == 1).all() and (exact.steps == 4).all()
+    # One layer: the block cache is exact (see above), so dual agrees with none token for token, with less work.
+    dual = frame[frame["mode"] == "dual"]
+    assert (dual.agreement_with_exact == 1).all()
+    assert (dual.forward_tokens.to_numpy() < exact.forward_tokens.to_numpy()).all()
+
+
+def test_bench_sampler_task_reports_speed_and_accuracy_side_by_side(tokenizer):
+    from bgpo.bench import bench_sampler_task, parse_mode, sampler_targets
+    from bgpo.tasks import build_task
+
+    model = toy_model("nano", tokenizer=tokenizer, dtype=torch.float32, num_hidden_layers=1)
+    task = build_task("gen_arithmetic", train_size=0, test_size=6)
+    modes = [parse_mode(m) for m in ("none", "dual", "dual+t0.5")]
+    frame = bench_sampler_task(model, task, gen_length=4, block_length=4, steps=4, modes=modes, batch_sizes=[4],
+                               length_factors=[1, 2], repeats=1)  # fmt: skip
+    assert {"mode", "task", "tokens_per_s", "accuracy", "seconds_per_rollout", "speedup"} <= set(frame.columns)
+    assert len(frame) == 6 and (frame.n == 6).all() and set(frame.gen_length) == {4, 8}
+    assert (frame[frame["mode"] == "none"].speedup == 1).all() and (frame.accuracy.between(0, 100)).all()
+    targets = sampler_targets(frame)
+    assert len(targets) == 2 and set(targets.columns) >= {"best_mode", "speedup", "met"}
+    with pytest.raises(ConfigError, match=r"sampler\.cache must be one of"):
+        parse_mode("duel+t0.9")
+
+
+# --- Block-wise KV caching (Fast-dLLM prefix / dual caches, bgpo.kv_cache) -------------------------------------
+
+
+def _cached_run(model, prompts, mask, temperature=0.0, **options):
+    cfg = SamplerConfig(gen_length=12, block_length=4, steps=12, temperature=temperature, **options)
+    # One generator per row: the draws do not depend on which rows a pass holds (rows leave at other steps).
+    gens = [torch.Generator().manual_seed(10 + i) for i in range(prompts.shape[0])]
+    return generate(model, prompts, mask, cfg, mask_token_id=model.mask_token_id,
+                    eos_token_ids=[model.eos_token_id], generator=gens, return_commit_steps=True)  # fmt: skip
+
+
+def test_the_cached_forward_gives_the_models_logits(model, gen):
+    from bgpo.kv_cache import runner_for
+
+    prompts, mask = _prompts(model, gen, p=10)
+    runner = runner_for(model)
+    ref = model(prompts, mask)
+    positions = runner.position_ids(mask)
+    full, cache = runner.forward(prompts, positions, mask, keep=torch.arange(6))
+    tol = rounding_tolerance(torch.float64, prompts.shape[1] * model.backbone.config.hidden_size)
+    torch.testing.assert_close(full[mask], ref[mask], **tol)  # padding positions' outputs are never read
+    # The last 4 positions against the cached keys/values of the first 6: the same numbers.
+    part, _ = runner.forward(prompts[:, 6:], positions[:, 6:], mask[:, 6:], cache=cache)
+    torch.testing.assert_close(part, ref[:, 6:], **tol)
+
+
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+@pytest.mark.parametrize("threshold", [None, 0.5])
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_a_cache_refreshed_every_step_decodes_as_none(model, gen, cache, threshold, temperature):
+    # Left-padded rows of different prompt lengths; float64, so equal logits up to rounding give equal tokens.
+    prompts, mask = _prompts(model, gen)
+    if threshold is not None:  # a random model is nowhere confident: sharpen it so steps commit 1 to 4 tokens
+        with torch.no_grad():
+            model.backbone.lm_head.weight.mul_(60)
+    exact = _cached_run(model, prompts, mask, temperature, threshold=threshold)
+    cached = _cached_run(model, prompts, mask, temperature, threshold=threshold, cache=cache, cache_refresh="step")
+    assert torch.equal(cached.responses, exact.responses)
+    assert torch.equal(cached.commit_step, exact.commit_step)
+    assert cached.forward_rows == 2 * exact.forward_rows  # a full pass (the cache) and the block's pass, each step
+
+
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+def test_the_block_cache_is_exact_where_cached_keys_cannot_change(tokenizer, gen, cache):
+    # With one layer, keys/values are projections of each position's own token embedding. Within a block the
+    # cached positions (the prompt and completed blocks; for dual also the suffix, all still masks) keep their
+    # tokens, so their cached keys/values are the ones a full pass would compute: the block cache is exact.
+    one_layer = toy_model("nano", tokenizer=tokenizer, num_hidden_layers=1)
+    prompts, mask = _prompts(one_layer, gen)
+    for temperature in (0.0, 1.0):
+        exact = _cached_run(one_layer, prompts, mask, temperature)
+        cached = _cached_run(one_layer, prompts, mask, temperature, cache=cache)
+        assert torch.equal(cached.responses, exact.responses)
+        assert cached.forward_rows == exact.forward_rows  # one pass per step, as without a cache
+        assert cached.forward_tokens < exact.forward_tokens / 1.5  # most steps run the block (and suffix) only
+
+
+def test_the_block_cache_is_an_approximation_on_deeper_models(model, gen):
+    # Two layers: layer-1 keys of cached positions depend on the block's tokens, which the cache does not see
+    # until the next block. The decode is complete and well-formed, just not necessarily equal to `none`.
+    prompts, mask = _prompts(model, gen)
+    out = _cached_run(model, prompts, mask, cache="dual")
+    assert not (out.responses == model.mask_token_id).any()
+    assert torch.equal(out.sequences[:, :6], prompts)
+    assert ((out.commit_step >= 0).sum(-1) == 12).all()
+
+
+def test_rows_leaving_the_batch_keep_their_cache_rows(tokenizer):
+    # stop_at_eos makes rows leave mid-block; each remaining row must keep its own cached keys. With one layer
+    # the block cache is exact, so a row's result equals its exact decode only if the cache rows stay aligned.
+    one_layer = toy_model("nano", tokenizer=tokenizer, num_hidden_layers=1)
+    gen = torch.Generator().manual_seed(7)
+    prompts, mask = _prompts(one_layer, gen)
+    kw = dict(temperature=1.0, stop_at_eos=True)
+    exact = _cached_run(one_layer, prompts, mask, **kw)
+    for cache in ("prefix", "dual"):
+        assert torch.equal(_cached_run(one_layer, prompts, mask, cache=cache, **kw).responses, exact.responses)
+
+
+def test_cache_settings_say_what_to_change():
+    with pytest.raises(ConfigError, match=r"sampler\.cache must be one of 'none', 'prefix', 'dual', got 'duel' "
+                                          r"\(did you mean 'dual'\?\)"):  # fmt: skip
+        SamplerConfig(gen_length=8, block_length=4, steps=4, cache="duel")
+    with pytest.raises(ConfigError, match=r"sampler\.cache_refresh must be one of 'block', 'step'"):
+        SamplerConfig(gen_length=8, block_length=4, steps=4, cache="prefix", cache_refresh="always")
+    # A model exposing no keys/values: an error naming its class and the option, never exact decoding instead.
+    table = torch.zeros(6, 8, dtype=torch.float64)
+    with pytest.raises(ConfigError, match=r"FixedLogits exposes no keys/values .* set sampler\.cache: none"):
+        generate(FixedLogits(table), torch.zeros(1, 2, dtype=torch.long), None,
+                 SamplerConfig(gen_length=4, block_length=4, steps=4, cache="prefix"), mask_token_id=MASK)  # fmt: skip
+
+
+def test_the_cache_option_changes_no_exact_runs_config_hash():
+    from bgpo.run_config import DataSettings, ModelSettings, RunSettings
+
+    run = RunSettings(model=ModelSettings(path="x"), data=DataSettings(tasks=["gen_sudoku"]))
+    # The hash of these settings before the cache option existed (main at 5d76f70): exact-decoding runs resume
+    # from their checkpoints and keep their config_hash; a run with a cache gets another.
+    assert run.digest() == "558b9910ce15"
+    run.train.rollout.cache = "dual"
+    assert run.digest() != "558b9910ce15"
+
+
+def test_bench_sampler_command(tmp_path, capsys):
+    import pandas as pd
+    import yaml
+
+    from bgpo.cli import main
+
+    out = tmp_path / "s.csv"
+    args = ["bench", "sampler", "--preset", "nano", "--batch-sizes", "2", "--lengths", "4", "--block-length", "4",
+            "--prompt-length", "3", "--repeats", "1", "--modes", "none", "dual+t0.9", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert list(pd.read_csv(out)["mode"]) == ["none", "dual+t0.9"]
+    # --config without the pipeline's SFT bases: one line saying how to build them.
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
+    config["work"] = str(tmp_path / "work")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    assert main(["bench", "sampler", "--config", str(tmp_path / "c.yaml"), "--tasks", "arithmetic"]) == 2
+    assert "snakemake -j2" in capsys.readouterr().err
+
+
+def test_a_sharded_model_is_refused_by_name(model):
+    from bgpo.kv_cache import runner_for
+
+    class FullyShardedDataParallel(nn.Module):  # what FSDP1 wraps blocks in (FSDP2: DTensor parameters)
+        pass
+
+    model.backbone.model.layers[0].add_module("wrapper", FullyShardedDataParallel())
+    with pytest.raises(ConfigError, match=r"LlamaForCausalLM has FSDP/ZeRO-3-sharded parameters.*sampler\.cache"):
+        runner_for(model, "sampler.cache")

@@ -102,6 +102,7 @@ def test_log_evaluation_best_and_checkpoints(sft_model, tmp_path):
     assert sorted({e["step"] for e in evals}) == [0, 2, 4]
     # The task's metric (the best checkpoint's score), solved puzzles, the mean reward and the format component.
     assert {e["metric"] for e in evals} == {"cell_accuracy", "accuracy", "mean_reward", "format_reward"}
+    assert all(e["cache"] == "none" and e["threshold"] is None for e in evals)  # exact decoding, recorded
     info = json.loads((run / "best" / "bgpo_info.json").read_text())
     best = max(e["value"] for e in evals if e["metric"] == "cell_accuracy")
     assert info["score"] == best and info["metric"] == "gen_sudoku/cell_accuracy"

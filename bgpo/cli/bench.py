@@ -19,20 +19,36 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def _add_sampler(sub: Subparsers) -> None:
-    sampler = sub.add_parser("sampler", help="decoding throughput over batch sizes and lengths")
+    sampler = sub.add_parser(
+        "sampler",
+        help="decoding speed (and, with --config, accuracy) over modes, batch sizes and lengths",
+        description="Decoding modes (KV cache none/prefix/dual × schedule or confidence threshold) side by side. "
+        "With --config: the pipeline's SFT bases on their own benchmarks, tokens/s and task accuracy of the same "
+        "generations, and the targets (best mode ≥ 3× exact tokens/s at ≤ 1 point lower). Without: random "
+        "weights (--preset or --model) on random prompts.",
+    )
+    sampler.add_argument("--config", type=Path, help="pipeline config whose SFT bases and benchmarks to use")
+    sampler.add_argument("--tasks", nargs="+", help="with --config: these training tasks only (default: all)")
+    sampler.add_argument("--base-seed", type=int, default=0, help="with --config: the SFT seed of the bases")
+    sampler.add_argument("--length-factors", type=int, nargs="+", default=[1, 2],
+                         help="with --config: response lengths as multiples of each benchmark's")  # fmt: skip
+    sampler.add_argument("--limit", type=int, help="with --config: decode only this many test prompts")
+    sampler.add_argument("--threads", type=int, default=1, help="torch threads (1: as the pipeline's jobs)")
+    sampler.add_argument("--modes", nargs="+", help="e.g. none dual dual+t0.9 (default: none, prefix, dual, each also "
+                         "with +t0.9, and dual+t0.7, dual+t0.5); the first should be none, the reference")  # fmt: skip
     sampler.add_argument("--model", help="model directory or hub id (default: random weights from --preset)")
     sampler.add_argument("--preset", default="tiny")
     sampler.add_argument("--device", default="cpu")
     sampler.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
-    sampler.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
-    sampler.add_argument("--lengths", type=int, nargs="+", default=[32, 64])
-    sampler.add_argument("--block-length", type=int, default=32)
-    sampler.add_argument("--prompt-length", type=int, default=32)
-    sampler.add_argument("--steps-ratio", type=float, default=0.5, help="steps = length × ratio (d1: 0.5)")
-    sampler.add_argument("--threshold", type=float, default=0.9, help="confidence threshold of the fast mode")
-    sampler.add_argument("--repeats", type=int, default=2)
+    sampler.add_argument("--batch-sizes", type=int, nargs="+", help="default: 16 64 with --config, else 1 8 32")
+    sampler.add_argument("--lengths", type=int, nargs="+", default=[32, 64], help="without --config")
+    sampler.add_argument("--block-length", type=int, default=32, help="without --config")
+    sampler.add_argument("--prompt-length", type=int, default=32, help="without --config")
+    sampler.add_argument("--steps-ratio", type=float, default=0.5, help="without --config: steps = length × ratio")
+    sampler.add_argument("--repeats", type=int, help="timed rounds per point (default: 3 with --config, else 2)")
     sampler.add_argument("--seed", type=int, default=0)
     sampler.add_argument("--out", type=Path, default=Path("results/bench/sampler.csv"))
+    sampler.add_argument("--plot", type=Path, help="with --config: tokens/s against accuracy per task")
     sampler.set_defaults(func=run_sampler)
 
 
@@ -92,10 +108,15 @@ def _add_chunks(sub: Subparsers) -> None:
 
 
 def run_sampler(args: argparse.Namespace) -> int:
-    """Decoding throughput of the exact and fast modes over batch sizes and lengths."""
+    """Decoding speed of each mode over batch sizes and lengths (with --config: and task accuracy)."""
     import torch
 
-    from ..bench import bench_sampler, write_csv
+    from ..bench import SAMPLER_MODES, bench_sampler, parse_mode, write_csv
+
+    torch.set_num_threads(args.threads)
+    modes = [parse_mode(m) for m in args.modes] if args.modes else list(SAMPLER_MODES)
+    if args.config is not None:
+        return _run_sampler_tasks(args, modes)
     from ..models import build_model, load_model
     from ..testing import toy_tokenizer
 
@@ -107,13 +128,13 @@ def run_sampler(args: argparse.Namespace) -> int:
     model.to(args.device).eval()
     frame = bench_sampler(
         model,
-        batch_sizes=args.batch_sizes,
+        batch_sizes=args.batch_sizes or [1, 8, 32],
         lengths=args.lengths,
         block_length=args.block_length,
         prompt_length=args.prompt_length,
         steps_ratio=args.steps_ratio,
-        threshold=args.threshold,
-        repeats=args.repeats,
+        modes=modes,
+        repeats=args.repeats or 2,
         seed=args.seed,
     )
     write_csv(frame, args.out)
@@ -121,6 +142,56 @@ def run_sampler(args: argparse.Namespace) -> int:
             "agreement_with_exact"]  # fmt: skip
     print(frame[cols].to_string(index=False, float_format="%.3f"))
     print(f"wrote {args.out}")
+    return 0
+
+
+def _run_sampler_tasks(args: argparse.Namespace, modes: list[tuple[str, float | None]]) -> int:
+    """``bench sampler --config``: every mode on each training task's SFT base and own benchmark."""
+    import pandas as pd
+    import yaml
+
+    from ..bench import bench_sampler_task, sampler_targets, write_csv
+    from ..config import ConfigError, unknown_name_error
+    from ..models import load_model
+    from ..tasks import build_task
+
+    config = yaml.safe_load(args.config.read_text())
+    names = args.tasks or list(config["tasks"])
+    frames = []
+    for name in names:
+        if name not in config["tasks"]:
+            raise unknown_name_error("training task", name, config["tasks"], f" in {args.config}")
+        bench = config["benchmarks"][config["tasks"][name]["benchmarks"][0]]
+        path = Path(config["work"]) / "models" / "base" / name / f"seed{args.base_seed}"
+        if not (path / "config.json").is_file():
+            raise ConfigError(
+                f"{path} holds no model: build the pipeline's SFT base first (snakemake -j2 {path}/sft_summary.json)"
+            )
+        model = load_model(path, device=args.device).eval()
+        task = build_task(bench["task"], data_dir=config.get("data_dir"),
+                          **config.get("task_options", {}).get(bench["task"], {}))  # fmt: skip
+        frame = bench_sampler_task(
+            model, task, gen_length=bench["gen_length"], block_length=bench["block_length"], steps=bench["steps"],
+            modes=modes, batch_sizes=args.batch_sizes or [16, 64], length_factors=args.length_factors,
+            repeats=3 if args.repeats is None else args.repeats, limit=args.limit,
+        )  # fmt: skip
+        frame.insert(2, "training_task", name)
+        frame["model"] = str(path)
+        frames.append(frame)
+        print(frame[["mode", "task", "gen_length", "batch", "tokens_per_s", "accuracy", "speedup",
+                     "accuracy_change"]].to_string(index=False, float_format="%.2f"), flush=True)  # fmt: skip
+    frame = pd.concat(frames, ignore_index=True)
+    write_csv(frame, args.out)
+    targets = sampler_targets(frame)
+    targets_path = args.out.with_name(args.out.stem + "_targets.csv")
+    write_csv(targets, targets_path)
+    print(targets.to_string(index=False, float_format="%.2f"))
+    print(f"wrote {args.out} and {targets_path}")
+    if args.plot:
+        from ..report import sampler_plot
+
+        sampler_plot(frame, args.plot)
+        print(f"wrote {args.plot}")
     return 0
 
 

@@ -36,6 +36,12 @@ def add_parser(sub: Subparsers) -> None:
     ev.add_argument("--steps", type=int, help="diffusion steps (default: the response length, Table 5 eval)")
     ev.add_argument("--temperature", type=float, help="0 = greedy (the default: pass@1, the paper's evaluation)")
     ev.add_argument("--remasking", default="low_confidence", choices=["low_confidence", "random"])
+    ev.add_argument(
+        "--cache",
+        choices=["none", "prefix", "dual"],
+        help="the sampler's block-wise KV cache (default none: exact; named protocols pin none)",
+    )
+    ev.add_argument("--threshold", type=float, help="confidence-threshold parallel decoding (named protocols: none)")
     ev.add_argument("--batch-size", type=int, default=16)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--device", default="cuda" if cuda_available() else "cpu")
@@ -62,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         "temperature": args.temperature,
         "limit": args.limit,
         "random_subset": True if args.random_subset else None,
+        "cache": args.cache,
+        "threshold": args.threshold,
     }
     defaults = EvalSettings(DEFAULT_GEN_LENGTH, DEFAULT_BLOCK_LENGTH, DEFAULT_GEN_LENGTH, DEFAULT_TEMPERATURE)
     # Every task's settings are resolved (and a contradiction reported) before the model is loaded.
@@ -76,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         steps=first.steps,
         temperature=first.temperature,
         remasking=args.remasking,
+        cache=first.cache,
+        threshold=first.threshold,
     )
     frame = run_evaluation(
         model,

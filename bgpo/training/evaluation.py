@@ -61,7 +61,13 @@ class EvaluationStage:
             every = [r for part in gathered for r in part]
             for metric, value in task_metrics(task, every).items():
                 results[f"{name}/{metric}"] = value
-                records_out.append({"step": step, "task": name, "metric": metric, "value": value, "n": len(every)})
+                records_out.append(
+                    {
+                        "step": step, "task": name, "metric": metric, "value": value, "n": len(every),
+                        # the decoding that produced it: approximate numbers are never mixed silently with exact
+                        "cache": cfg.eval_sampler.cache, "threshold": cfg.eval_sampler.threshold,
+                    }
+                )  # fmt: skip
         if self.runtime.is_main:
             for record in records_out:
                 runlog.append(self.out / "eval.jsonl", record)

@@ -213,11 +213,14 @@ def train_overrides(w):
     settings = train_settings(w.task)
     temperature = settings.pop("temperature", 0.6)
     settings.pop("checkpoint", None)  # which checkpoint evaluation reads, not a trainer setting
+    # Fast rollouts (README "Sampling"): written only when set, so a default run's config hash does not change.
+    fast = {"cache": settings.pop("rollout_cache", "none"), "threshold": settings.pop("rollout_threshold", None)}
+    fast = {k: v for k, v in fast.items() if v not in ("none", None)}
     method = method_config(w.variant, w.task)
     if "n_t" in method or int(w.nt) != 1:
         method["n_t"] = int(w.nt)
     rollout = {"gen_length": task["response_length"], "block_length": task["block_length"],
-               "steps": task["rollout_steps"], "temperature": temperature}
+               "steps": task["rollout_steps"], "temperature": temperature, **fast}
     first = task["benchmarks"][0]
     bench = config["benchmarks"][first]
     eval_sampler = {"gen_length": bench["gen_length"], "block_length": bench["block_length"],
