@@ -11,8 +11,9 @@ One iteration (SPEC §2), the same for every method; each stage is a module of :
    loss chunks one by one, clip the gradient norm, step AdamW and the schedule (``update``).
 
 Rewards, losses, gradient norms and the parameters after each optimiser step are checked to be finite
-(``guards``); every ``eval_every`` steps the eval tasks are evaluated and the best model kept (``evaluation``); every ``save_every`` steps a checkpoint is
-written atomically with a manifest (``checkpoint``), and ``--resume`` continues from the newest intact one.
+(``guards``); every ``eval_every`` steps the eval tasks are evaluated and the best model kept
+(``evaluation``); every ``save_every`` steps a checkpoint is written atomically with a manifest
+(``checkpoint``), and ``--resume`` continues from the newest intact one.
 
 Every draw has its own generator derived from (seed, purpose, step, response index) (:mod:`bgpo.seeding`), so a
 run is reproducible, does not depend on the number of processes, and resumes exactly: a checkpoint holds model,
