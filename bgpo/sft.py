@@ -55,7 +55,7 @@ class SFTSettings:
         misformat_rule: how those examples are chosen (:func:`demonstration_pairs`): ``uniform``, the same
             chance for every example (the format decision is then a coin the model cannot read, and greedy
             decoding makes it all-or-nothing: a bistable base), or ``graded``, a chance that grows with the
-            character right before the format decision, from near 0 to near 2 × ``misformat_fraction``, so
+            three characters before the format decision, from near 0 to near 2 × ``misformat_fraction``, so
             the base learns a visible rule and formats some prompts reliably and others not.
         steps: optimiser steps.
         batch_size: examples per step.

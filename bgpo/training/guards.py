@@ -79,26 +79,21 @@ class FiniteGuard:
         and no loss or gradient ever shows it. This stops the run whatever ``on_nonfinite`` says: the step
         cannot be undone, and the last checkpoint is the good state.
         """
-        bad = False
-        for p in params:
-            local = p.to_local() if hasattr(p, "to_local") else p  # an FSDP2 shard: this process's part
-            if not bool(torch.isfinite(local).all()):
-                bad = True
-                break
+        # An FSDP2 parameter is a DTensor: each process checks its own shard.
+        local = (p.to_local() if hasattr(p, "to_local") else p for p in params)
+        bad = not all(bool(torch.isfinite(t).all()) for t in local)
         if not self.runtime.any(bad):
             return
-        saved, self.action = self.action, "stop"
-        try:
-            self._fail(
-                step,
-                f"the parameters are not finite after the optimiser step of mini-batch {minibatch + 1}",
-                "too large a train.learning_rate (or a broken optimiser state)",
-            )
-        finally:
-            self.action = saved
+        self._fail(
+            step,
+            f"the parameters are not finite after the optimiser step of mini-batch {minibatch + 1}",
+            "too large a train.learning_rate (or a broken optimiser state)",
+            skippable=False,
+        )
 
-    def _fail(self, step: int, what: str, cause: str) -> bool:
-        if self.action == "skip":
+    def _fail(self, step: int, what: str, cause: str, skippable: bool = True) -> bool:
+        """Skip (return False) where ``on_nonfinite: skip`` allows it, else raise :class:`NonFiniteError`."""
+        if skippable and self.action == "skip":
             return False
         checkpoint = self.last_checkpoint()
         resume = (
@@ -106,7 +101,7 @@ class FiniteGuard:
             if checkpoint is not None
             else "there is no checkpoint yet (train.save_every)"
         )
-        if "after the optimiser step" in what:
+        if not skippable:
             raise NonFiniteError(f"step {step}: {what}; stopped; {resume}. Likely cause: {cause}")
         raise NonFiniteError(
             f"step {step}: {what}; stopped before the optimiser step; {resume}. Likely cause: {cause}; set "
