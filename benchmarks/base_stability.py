@@ -26,18 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-OFFLINE = {
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}
-
-
-def _bgpo() -> str:
-    return str(Path(sys.executable).with_name("bgpo"))
+from _common import OFFLINE, ROOT, bgpo_cli  # benchmarks/ is on the path of a script run from it
 
 
 def _tokenizer(config: dict, config_path: Path) -> Path:
@@ -66,7 +55,7 @@ def _job(config: dict, tokenizer: Path, task: str, seed: int, threads: int, extr
     with tempfile.TemporaryDirectory(prefix="base_stability_") as tmp:
         model, evals = Path(tmp) / "model", Path(tmp) / "eval"
         sets = [f"{k}={json.dumps(v)}" for k, v in settings.items()]
-        subprocess.run([_bgpo(), "sft", "--set", *sets, "--output-dir", str(model)], env=env, check=True,
+        subprocess.run([bgpo_cli(), "sft", "--set", *sets, "--output-dir", str(model)], env=env, check=True,
                        capture_output=True)  # fmt: skip
         rows = []
         for bench in spec["benchmarks"]:
@@ -75,7 +64,7 @@ def _job(config: dict, tokenizer: Path, task: str, seed: int, threads: int, extr
                     "--block-length", str(b["block_length"]), "--steps", str(b["steps"]), "--task-options",
                     json.dumps({b["task"]: config.get("task_options", {}).get(b["task"], {})}),
                     "--batch-size", "256", "--device", "cpu", "--out-dir", str(evals / bench)]  # fmt: skip
-            subprocess.run([_bgpo(), "evaluate", *args], env=env, check=True, capture_output=True)
+            subprocess.run([bgpo_cli(), "evaluate", *args], env=env, check=True, capture_output=True)
             with open(evals / bench / "metrics.csv") as f:
                 metrics = {r["metric"]: float(r["value"]) for r in csv.DictReader(f)}
             metric = "cell_accuracy" if "cell_accuracy" in metrics else "accuracy"

@@ -23,28 +23,16 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import yaml
+from _common import OFFLINE, ROOT, bgpo_cli  # benchmarks/ is on the path of a script run from it
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from bgpo.bench import parse_mode  # noqa: E402
+from bgpo.bench import parse_mode
 
-OFFLINE = {
-    "HF_HUB_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-}
-
-
-def _bgpo() -> str:
-    return str(Path(sys.executable).with_name("bgpo"))
+# One thread per training run: the runs' step times are compared with each other.
+ENV = {**OFFLINE, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def _settings(
@@ -89,10 +77,10 @@ def _settings(
 def _run(config: dict, task: str, variant: str, seed: int, base_seed: int, mode: str, steps: int | None) -> dict:
     bench_name = config["tasks"][task]["benchmarks"][0]
     bench = config["benchmarks"][bench_name]
-    env = {**os.environ, **OFFLINE}
+    env = {**os.environ, **ENV}
     with tempfile.TemporaryDirectory(prefix="rollout_step_time_") as tmp:
         out = Path(tmp) / "run"
-        subprocess.run([_bgpo(), "train", "--set", *_settings(config, task, variant, seed, base_seed, mode, steps),
+        subprocess.run([bgpo_cli(), "train", "--set", *_settings(config, task, variant, seed, base_seed, mode, steps),
                         "--output-dir", str(out)], cwd=ROOT, env=env, check=True, capture_output=True)  # fmt: skip
         log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if line.strip()]
         args = ["--model", str(out / "final"), "--tasks", bench["task"], "--task-options",
@@ -100,7 +88,7 @@ def _run(config: dict, task: str, variant: str, seed: int, base_seed: int, mode:
                 "--gen-length", str(bench["gen_length"]), "--block-length", str(bench["block_length"]),
                 "--steps", str(bench["steps"]), "--batch-size", "64", "--device", "cpu", "--out-dir",
                 str(Path(tmp) / "eval")]  # fmt: skip
-        subprocess.run([_bgpo(), "evaluate", *args], cwd=ROOT, env=env, check=True, capture_output=True)
+        subprocess.run([bgpo_cli(), "evaluate", *args], cwd=ROOT, env=env, check=True, capture_output=True)
         with open(Path(tmp) / "eval" / "metrics.csv") as f:
             metrics = {r["metric"]: float(r["value"]) for r in csv.DictReader(f)}
     steady = log[1:] or log  # the first step pays one-off start-up costs
