@@ -40,19 +40,4 @@ include: "workflow/rules/figures.smk"
 
 rule all:
     input:
-        f"{RESULTS}/table1.csv",
-        f"{RESULTS}/table1_paired.csv",
-        f"{RESULTS}/table2_nt.csv",
-        f"{RESULTS}/table3_lemma.csv",
-        f"{RESULTS}/table4_ood.csv",
-        f"{RESULTS}/table6_length.csv",
-        *([f"{RESULTS}/table1_all.csv"] if EXTRA_METHODS else []),
-        f"{RESULTS}/runs.csv",
-        f"{RESULTS}/figures/fig1_memory.png",
-        f"{RESULTS}/figures/fig2_reward_curves.png",
-        f"{RESULTS}/figures/fig3_grad_std_bias.png",
-        f"{RESULTS}/figures/fig3_step_time.png",
-        # Every evaluation, listed here too: Snakemake does not remake a deleted intermediate file whose
-        # consumers are up to date, but it does remake the inputs of this target rule, so deleting one run's
-        # folder reruns exactly that run, its evaluations and what aggregates them.
-        sorted({path for table in TABLES for path in table_inputs(table)}),
+        all_targets,

@@ -11,7 +11,8 @@ block_length``), the bad value and the valid choices or the closest valid name:
 4. block schedules: each task's ``block_length`` divides its ``response_length`` and ``rollout_steps`` is a
    multiple of the number of blocks, and the same for each benchmark's decoding;
 5. each method variant's config overrides (``method_config``, global and per task) checked by the method's own
-   config class, as the trainer will build them (``n_t`` a positive integer);
+   config class, as the trainer will build them (``n_t`` a positive integer), and the methods of
+   ``memory_budget`` have an ``n_t`` to choose;
 6. the trainer settings (``train`` and each task's ``train``) built as ``TrainSettings`` with each variant's
    own train settings (``mini_batches: 2`` for off-policy), and each task's options;
 7. combinations: evaluation in the training job needs ``launch: bgpo``; a hub model needs ``model.path``;
@@ -149,6 +150,8 @@ def _check_names(config: Mapping[str, Any]) -> None:
         variant(name, f"config.extra_methods[{i}]")
     for name in config.get("method_config", {}):
         variant(name, "config.method_config")
+    for i, name in enumerate(config.get("memory_budget", {}).get("methods", [])):
+        variant(name, f"config.memory_budget.methods[{i}]")
     for key, spec in config["tasks"].items():
         for i, name in enumerate(spec["tasks"]):
             if name not in tasks:
@@ -210,6 +213,12 @@ def _check_method_configs(config: Mapping[str, Any]) -> None:
     from .variants import load_variant
 
     shared = config.get("method_config", {})
+    for i, name in enumerate(config.get("memory_budget", {}).get("methods", [])):
+        # The budget chooses n_t, so a method without one cannot be listed.
+        if "n_t" not in _config_fields(load_variant(name).method):
+            raise ConfigError(
+                f"config.memory_budget.methods[{i}]: {name} has no MC sample size n_t for the budget to choose"
+            )
     for name, overrides in shared.items():
         check_method_config(load_variant(name), overrides, f"config.method_config.{name}")
     for key, spec in config["tasks"].items():
@@ -218,6 +227,14 @@ def _check_method_configs(config: Mapping[str, Any]) -> None:
             check_method_config(
                 load_variant(name), {**shared.get(name, {}), **overrides}, f"config.tasks.{key}.method_config.{name}"
             )
+
+
+def _config_fields(method: str) -> set[str]:
+    import dataclasses
+
+    from .methods import get_method_class
+
+    return {f.name for f in dataclasses.fields(get_method_class(method).Config)}
 
 
 # Keys of the pipeline's train sections that are not trainer settings (train_overrides in common.smk).

@@ -104,6 +104,35 @@ def test_the_smoke_config_builds_every_table_and_figure(smoke_run):
     assert {"method", "seed", "step", "benchmark", "metric", "value", "git_commit", "config_hash"} <= set(header)
 
 
+def test_table2_joins_the_gradient_std_of_each_n_t_from_fig3(smoke_run):
+    import pandas as pd
+
+    tmp, _ = smoke_run
+    table2 = pd.read_csv(tmp / "results" / "table2_nt.csv").set_index("row")
+    fig3 = pd.read_csv(tmp / "results" / "figures" / "fig3_grad_std_bias.csv")
+    for n in (1, 2):
+        want = fig3[(fig3.method == "bgpo") & (fig3.n_t == n) & (fig3.metric == "std")].value.item()
+        cell = table2.loc[f"n_t = {n}", "gradient std"]  # "mean [low, high]": the bootstrap interval
+        assert float(cell.split(" [")[0]) == pytest.approx(want, rel=1e-2)
+    assert "gradient std" in (tmp / "results" / "table2_nt.md").read_text()
+
+
+def test_the_memory_budget_chooses_each_methods_n_t_and_the_runs_use_it(smoke_run):
+    import pandas as pd
+
+    tmp, _ = smoke_run
+    budget = pd.read_csv(tmp / "results" / "memory_budget.csv")
+    chosen = budget[budget.chosen].set_index("variant").n_t.to_dict()
+    # smoke.yaml: 0.6 MiB holds one VRPO-OL sample (0.43 MiB) but not two; BGPO's memory does not grow with n_t.
+    assert chosen == {"vrpo_ol": 1, "bgpo": 2}
+    runs = pd.read_csv(tmp / "results" / "runs.csv")
+    trained = runs[(runs.kind == "rl") & runs.method.isin(["vrpo_ol", "bgpo"]) & (runs.benchmark != "cost")]
+    used = trained[trained.n_t.isin([1, 2])].groupby("method").n_t.unique()
+    assert sorted(used["vrpo_ol"]) == [1] and 2 in used["bgpo"]  # bgpo also runs at n_t 1 for Table 2
+    assert (tmp / "work" / "runs" / "vrpo_ol" / "arithmetic" / "nt1" / "seed0" / "summary.json").exists()
+    assert "0.6 MiB" in (tmp / "results" / "table1.md").read_text()  # the caption states the budget
+
+
 def test_rerunning_is_a_no_op_and_deleting_one_run_reruns_only_its_branch(smoke_run):
     tmp, config = smoke_run
     assert planned_jobs(snakemake(tmp, config, "-n", "all")) == {}
@@ -119,8 +148,15 @@ def test_rerunning_is_a_no_op_and_deleting_one_run_reruns_only_its_branch(smoke_
     assert 1 <= jobs.get("evaluate_run", 0) <= 2
 
 
+def resolve_budget(tmp: Path, config: Path) -> None:
+    """Run the memory_budget checkpoint, so that a dry run plans every run (their n_t comes from it)."""
+    result = snakemake(tmp, config, "-j1", str(tmp / "results" / "memory_budget.csv"))
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def test_own_benchmarks_are_evaluated_in_the_training_jobs_or_in_separate_ones(tmp_path):
     table1 = str(tmp_path / "results" / "table1.csv")
+    resolve_budget(tmp_path, smoke_config(tmp_path))
     together = planned_jobs(snakemake(tmp_path, smoke_config(tmp_path), "-n", table1))
     apart = planned_jobs(snakemake(tmp_path, smoke_config(tmp_path, evaluate={"in_training_job": False}), "-n", table1))
     # Table 1 of the smoke config: a base and 4 methods × 1 task × 1 seed, each evaluated on 1 benchmark.
@@ -232,6 +268,15 @@ def _smoke(**changes):
         ),
         ({"task_options__gen_arithmetic__operatorz": "+"}, "unknown option 'operatorz' in task gen_arithmetic"),
         ({"methods": ["bgpo", "vrpo-ol"]}, "config.methods[1]: unknown method variant 'vrpo-ol' (did you mean"),
+        (
+            {"memory_budget__methods": ["vrpo_ol", "diffu_grpo"]},
+            "config.memory_budget.methods[1]: diffu_grpo has no MC sample size n_t for the budget to choose",
+        ),
+        (
+            {"memory_budget__methods": ["vrpo-ol"]},
+            "config.memory_budget.methods[0]: unknown method variant 'vrpo-ol' (did you mean",
+        ),
+        ({"memory_budget__saved_mib": "lots"}, "config.memory_budget.saved_mib must be a number, got 'lots'"),
     ],
 )
 def test_pipeline_config_errors_are_one_line_naming_the_key_path(changes, message):

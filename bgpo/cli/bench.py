@@ -1,4 +1,4 @@
-"""``bgpo bench sampler|memory|chunks``: benchmarks that write CSVs (and plots)."""
+"""``bgpo bench sampler|memory|chunks|budget``: benchmarks that write CSVs (and plots)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,38 @@ def add_parser(sub: Subparsers) -> None:
     _add_sampler(bench_sub)
     _add_memory(bench_sub)
     _add_chunks(bench_sub)
+    _add_budget(bench_sub)
+
+
+def _add_budget(sub: Subparsers) -> None:
+    budget = sub.add_parser(
+        "budget",
+        help="each method's n_t: the largest that fits a memory budget (equal-memory comparison, Table 5)",
+        description="Measures the bytes saved for backward by one training update of each variant at the task's "
+        "training shape, for each candidate n_t, on the given base, and keeps the largest n_t that fits "
+        "(bgpo.budget). Writes JSON (variant → n_t) and, with --csv, every measured point.",
+    )
+    budget.add_argument("--model", help="a model directory (e.g. the hub model the runs start from)")
+    budget.add_argument("--tokenizer", help="without --model: new weights of --preset with this saved tokenizer")
+    budget.add_argument("--preset", default="nano")
+    budget.add_argument("--model-overrides", help="JSON LlamaConfig fields replacing the preset's")
+    budget.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    budget.add_argument("--tasks", nargs="+", required=True, help="training tasks: their prompts set the prompt length")
+    budget.add_argument("--task-options", help="JSON {task: options}")
+    budget.add_argument("--data-dir")
+    budget.add_argument("--method-configs", required=True,
+                        help='JSON {variant: {"method": name, ...config}} as the pipeline merges them')  # fmt: skip
+    budget.add_argument("--budget-mib", type=float, required=True, help="bytes saved for backward, in MiB")
+    budget.add_argument("--candidates", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    budget.add_argument("--responses", type=int, required=True, help="sequences per update (prompts × group)")
+    budget.add_argument("--micro-batch-size", type=int, help="the trainer's micro-batch (default: all at once)")
+    budget.add_argument("--response-length", type=int, required=True)
+    budget.add_argument("--block-length", type=int, required=True)
+    budget.add_argument("--rollout-steps", type=int, required=True)
+    budget.add_argument("--seed", type=int, default=0)
+    budget.add_argument("--out", type=Path, required=True, help="JSON: n_t per variant, the budget, the shape")
+    budget.add_argument("--csv", type=Path, help="every measured (variant, n_t, MiB, fits) point")
+    budget.set_defaults(func=run_budget)
 
 
 def _add_sampler(sub: Subparsers) -> None:
@@ -256,4 +288,40 @@ def run_chunks(args: argparse.Namespace) -> int:
     if args.plot:
         chunk_plot(frame, args.plot)
         print(f"wrote {args.plot}")
+    return 0
+
+
+def run_budget(args: argparse.Namespace) -> int:
+    """Each variant's n_t under the memory budget; JSON (and CSV)."""
+    import json
+
+    import pandas as pd
+
+    from ..budget import MIB, budget_model, fit_budget
+
+    configs = json_option(args.method_configs, "--method-configs")
+    model = budget_model(args.model, args.tokenizer, args.preset,
+                         json_option(args.model_overrides, "--model-overrides"), args.dtype)  # fmt: skip
+    chosen, prompt_length, points = fit_budget(
+        model=model, tasks=args.tasks, task_options=json_option(args.task_options, "--task-options"),
+        data_dir=args.data_dir, variants=configs, budget_mib=args.budget_mib, candidates=args.candidates,
+        responses=args.responses, micro_batch_size=args.micro_batch_size, response_length=args.response_length,
+        block_length=args.block_length, rollout_steps=args.rollout_steps, seed=args.seed,
+    )  # fmt: skip
+    frame = pd.DataFrame(
+        [{"tasks": " ".join(args.tasks), "variant": p.variant, "n_t": p.n_t, "saved_mib": p.peak_saved_bytes / MIB,
+          "budget_mib": args.budget_mib, "fits": p.fits, "chosen": chosen[p.variant] == p.n_t,
+          "responses": args.responses, "prompt_length": prompt_length, "response_length": args.response_length}
+         for p in points]
+    )  # fmt: skip
+    print(frame.to_string(index=False))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    record = {"tasks": args.tasks, "budget_mib": args.budget_mib, "candidates": sorted(set(args.candidates)),
+              "responses": args.responses, "prompt_length": prompt_length, "n_t": chosen}  # fmt: skip
+    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(args.csv, index=False)
+        print(f"wrote {args.csv}")
     return 0

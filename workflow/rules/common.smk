@@ -75,8 +75,20 @@ def method_config(variant, task):
     return merged
 
 
+# Equal memory (config.memory_budget): these variants' n_t is measured per task by the memory_budget checkpoint.
+BUDGET = config.get("memory_budget") or {}
+BUDGET_METHODS = list(BUDGET.get("methods", []))
+
+
 def n_t(variant, task):
-    """The MC sample size a variant uses on a task (1 for one-pass methods)."""
+    """The MC sample size a variant uses on a task (1 for one-pass methods).
+
+    A variant of config.memory_budget gets the largest n_t that fits the budget on the task, as measured by the
+    memory_budget checkpoint: a function that calls this is re-evaluated once the measurement exists."""
+    if variant in BUDGET_METHODS:
+        checkpoints.memory_budget.get()
+        with open(f"{WORK}/budget/{task}.json") as f:
+            return int(json.load(f)["n_t"][variant])
     return int(method_config(variant, task).get("n_t", 1))
 
 
@@ -246,6 +258,38 @@ def train_overrides(w):
     pairs += [(f"train.{k}", v) for k, v in settings.items()]
     return sets(pairs)
 
+def budget_commands(wildcards, output):
+    """``bgpo bench budget`` per training task, joined by ``--then`` (one process), then their CSVs into one."""
+    model = config["model"]
+    if model["source"] == "sft":
+        source = (f"--tokenizer {WORK}/models/tokenizer --preset {model['preset']} "
+                  f"--model-overrides {q(model.get('overrides', {}))}")
+    else:
+        source = f"--model {q(model['path'])}"
+    commands, csvs = [], []
+    for task, out in zip(TASKS, output.json):
+        spec, settings = config["tasks"][task], train_settings(task)
+        variants = {v: {"method": load_variant(v).method, **method_config(v, task)} for v in BUDGET_METHODS}
+        csv = out.removesuffix(".json") + ".csv"
+        args = [
+            f"bench budget {source} --dtype {model.get('dtype', 'float32')} --tasks {' '.join(spec['tasks'])}",
+            f"--task-options {q(task_options(spec['tasks']))} --method-configs {q(variants)}",
+            f"--budget-mib {BUDGET['saved_mib']} --candidates {' '.join(map(str, BUDGET.get('n_t', [1, 2, 4, 8, 16])))}",
+            # The full rollout batch: an upper bound for variants that update on mini-batches of it.
+            f"--responses {settings['prompts_per_step'] * settings['group_size']}",
+            f"--response-length {spec['response_length']} --block-length {spec['block_length']}",
+            f"--rollout-steps {spec['rollout_steps']} --out {out} --csv {csv}",
+        ]
+        if settings.get("micro_batch_size"):
+            args.append(f"--micro-batch-size {settings['micro_batch_size']}")
+        if config.get("data_dir"):
+            args.append(f"--data-dir {q(config['data_dir'])}")
+        commands.append(" ".join(args))
+        csvs.append(csv)
+    commands.append(f"report concat --inputs {' '.join(csvs)} --out {output.csv}")
+    return " --then ".join(commands)
+
+
 # ---- helpers of evaluate.smk
 def _bench_args(bench, length):
     spec = config["benchmarks"][bench]
@@ -331,13 +375,33 @@ def _table_inputs(name):
     raise ValueError(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
 
 
+def all_targets(wildcards):
+    """Every table, figure and evaluation of the config (rule all; a function, as n_t may await the budget)."""
+    targets = [f"{RESULTS}/{t}.csv" for t in TABLES] + [f"{RESULTS}/table1_paired.csv", f"{RESULTS}/runs.csv"]
+    targets += [f"{RESULTS}/figures/{name}.png"
+                for name in ("fig1_memory", "fig2_reward_curves", "fig3_grad_std_bias", "fig3_step_time")]
+    if BUDGET_METHODS:
+        targets.append(f"{RESULTS}/memory_budget.csv")
+    # Every evaluation, listed here too: Snakemake does not remake a deleted intermediate file whose consumers
+    # are up to date, but it does remake the inputs of this target rule, so deleting one run's folder reruns
+    # exactly that run, its evaluations and what aggregates them.
+    return targets + sorted({path for table in TABLES for path in table_inputs(table)})
+
+
 def _table1_note():
     """What Table 1's ± covers and what its cost columns are (the caption)."""
     seeds = ", ".join(map(str, config["seeds"]))
     design = ("each RL seed starts from the SFT base trained with the same seed, so the spread includes the base's "
               "own" if config.get("base_seed", "matched") == "matched" and config["model"]["source"] == "sft"
               else "every run starts from the same base")
-    n_ts = ", ".join(f"{_label(v)} {n_t(v, TASKS[0])}" for v in config["methods"] if "n_t" in method_config(v, TASKS[0]))
+    fixed = [v for v in config["methods"] if "n_t" in method_config(v, TASKS[0]) and v not in BUDGET_METHODS]
+    n_ts = ", ".join(f"{_label(v)} {n_t(v, TASKS[0])}" for v in fixed)
+    if BUDGET_METHODS:
+        listed = ", ".join(_label(v) for v in BUDGET_METHODS if v in config["methods"])
+        n_ts = "; ".join(filter(None, [n_ts, (
+            f"{listed}: the largest of {', '.join(map(str, BUDGET.get('n_t', [1, 2, 4, 8, 16])))} whose bytes saved "
+            f"for backward fit {BUDGET['saved_mib']:g} MiB on each task (equal memory; memory_budget.csv, and the "
+            "n_t column of runs.csv)")]))
     return (f"± is the standard deviation over seeds {seeds} ({design}; seed s also fixes the data order and the "
             f"rollout noise). MC sample sizes n_t: {n_ts}. Cost columns: peak bytes saved for backward in a "
             "training step (MiB) and seconds per step, averaged over tasks and seeds.")
@@ -359,6 +423,14 @@ def paired_spec():
 def _lengths(bench, spec):
     base = bench_length(bench)
     return [int(x) if spec.get("absolute") else int(round(x * base)) for x in spec["lengths"]]
+
+
+def table_joins(name):
+    """``{source: csv}`` a table's columns read besides the runs: Table 2 reads Fig. 3's gradient std."""
+    spec, diag = config.get("tables", {}).get("table2", {}), config.get("figures", {}).get("diagnostics", {})
+    if name == "table2_nt" and diag.get("task") == spec.get("task") and spec.get("variant") in diag.get("methods", []):
+        return {"diagnostics": f"{RESULTS}/figures/fig3_grad_std_bias.csv"}
+    return {}
 
 
 def table_spec(name):
@@ -385,8 +457,16 @@ def _table_spec(name):
         spec = tables["table2"]
         rows = [{"label": f"n_t = {n}", "where": {"method": spec["variant"], "n_t": n}} for n in spec["n_t"]]
         benches = config["tasks"][spec["task"]]["benchmarks"]
+        columns, note = _columns(benches), None
+        if table_joins(name):
+            # Where accuracy at this scale cannot resolve the n_t effect, the variance of the gradient can: Fig. 3's
+            # std of the gradient estimate at each n_t, measured on the same task's base.
+            columns.append({"label": "gradient std", "source": "diagnostics", "metric": "std", "format": ".3g"})
+            note = ("gradient std: the standard deviation of the gradient estimate at each n_t over repeated MC "
+                    f"draws on the same rollouts, on the {spec['task']} base (Fig. 3, fig3_grad_std_bias.csv), "
+                    "with its bootstrap 95% interval.")
         return {"title": f"Table 2: MC sample size ({_label(spec['variant'])} trained on {spec['task']})",
-                "rows": rows, "columns": _columns(benches)}
+                "rows": rows, "columns": columns, **({"note": note} if note else {})}
     if name == "table3_lemma":
         spec = tables["table3"]
         rows = [{"label": _label(v), "where": {"method": v}} for v in spec["variants"]]

@@ -4,7 +4,7 @@
 
 rule fig_reward_curves:
     input:
-        [f"{run_dir(v, t, n, s)}/summary.json" for v, t, n, s in table1_runs()],
+        lambda w: [f"{run_dir(v, t, n, s)}/summary.json" for v, t, n, s in table1_runs()],
     output:
         report(f"{RESULTS}/figures/fig2_reward_curves.png", category="Figures", caption="../report/fig2.rst"),
     log:
@@ -12,7 +12,7 @@ rule fig_reward_curves:
     resources:
         **rule_resources(),
     params:
-        logs=q(_table1_logs()),
+        logs=lambda w: q(_table1_logs()),
     conda:
         ENVFILE
     shell:
@@ -21,7 +21,7 @@ rule fig_reward_curves:
 
 rule fig_step_time:
     input:
-        [f"{run_dir(v, t, n, s)}/summary.json" for v, t, n, s in table1_runs()],
+        lambda w: [f"{run_dir(v, t, n, s)}/summary.json" for v, t, n, s in table1_runs()],
     output:
         png=report(f"{RESULTS}/figures/fig3_step_time.png", category="Figures", caption="../report/fig3_time.rst"),
         csv=f"{RESULTS}/figures/fig3_step_time.csv",
@@ -30,7 +30,7 @@ rule fig_step_time:
     resources:
         **rule_resources(),
     params:
-        logs=q(_table1_logs()),
+        logs=lambda w: q(_table1_logs()),
     conda:
         ENVFILE
     shell:

@@ -35,6 +35,7 @@ rule runs_csv:
 rule table:
     input:
         runs=f"{WORK}/aggregate/{{table}}.csv",
+        joins=lambda w: list(table_joins(w.table).values()),
     output:
         csv=report(f"{RESULTS}/{{table}}.csv", category="Tables"),
         md=f"{RESULTS}/{{table}}.md",
@@ -46,12 +47,14 @@ rule table:
         **rule_resources(),
     params:
         spec=lambda w: q(table_spec(w.table)),
+        joins=lambda w: " ".join(["--join"] + [f"{k}={v}" for k, v in table_joins(w.table).items()])
+        if table_joins(w.table) else "",
         paper=lambda w: f"--paper {RESULTS}/paper/{w.table}.csv" if os.path.exists(f"{RESULTS}/paper/{w.table}.csv") else "",
     conda:
         ENVFILE
     shell:
         "bgpo report table --runs {input.runs} --spec {params.spec} --out {output.csv} --markdown {output.md} "
-        "{params.paper} > {log} 2>&1"
+        "{params.paper} {params.joins} > {log} 2>&1"
 
 
 rule paired:
@@ -71,3 +74,4 @@ rule paired:
     shell:
         "bgpo report paired --runs {input.runs} --spec {params.spec} --out {output.csv} --markdown {output.md} "
         "> {log} 2>&1"
+

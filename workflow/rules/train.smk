@@ -32,3 +32,28 @@ rule train:
         "({params.env} {params.launch} train --set {params.settings} --output-dir {params.out} --resume "
         "{params.evaluate} && bgpo report costs --log {params.out}/log.jsonl --meta {params.meta} "
         "--out {params.out}/costs.csv) > {log} 2>&1"
+
+
+
+# The equal-memory budget (config.memory_budget): per training task, each listed variant's n_t is the largest
+# candidate whose bytes saved for backward in one update fit the budget, measured at the task's training shape on
+# new weights of the model's preset (sizes depend on shapes, not weights: no base needs to exist yet), all tasks
+# in one process. A checkpoint: the runs' paths (their n_t) are known once it has run.
+checkpoint memory_budget:
+    input:
+        [] if config["model"]["source"] != "sft" else rules.tokenizer.output,
+    output:
+        json=[f"{WORK}/budget/{t}.json" for t in TASKS],
+        csv=f"{RESULTS}/memory_budget.csv",
+    log:
+        f"{WORK}/logs/budget.log",
+    threads: THREADS
+    resources:
+        **rule_resources("bench"),
+    params:
+        env=ENV,
+        commands=budget_commands,
+    conda:
+        ENVFILE
+    shell:
+        "{params.env} bgpo {params.commands} > {log} 2>&1"
