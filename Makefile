@@ -47,11 +47,13 @@ $(SLURM_STAMP): $(STAMP)
 env-slurm: $(SLURM_STAMP)
 
 # The pipeline's rules call `bgpo`, so the environment's bin/ goes first on PATH.
+# SMK_ARGS: further Snakemake arguments, e.g. SMK_ARGS='--config threads=2' (every job's OMP/MKL threads).
+SMK_ARGS ?=
 run: $(STAMP)
-	$(OFFLINE) PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake -j4 results/table1.csv results/table1_paired.csv
+	$(OFFLINE) PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake -j4 results/table1.csv results/table1_paired.csv $(SMK_ARGS)
 
 results: $(STAMP)
-	$(OFFLINE) PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake -j4
+	$(OFFLINE) PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake -j4 $(SMK_ARGS)
 
 check: $(STAMP)
 	$(OFFLINE) $(BIN)/bgpo check --out results/check/bgpo_check.csv
