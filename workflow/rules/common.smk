@@ -342,6 +342,18 @@ def table_inputs(name):
     return unique(_table_inputs(name))
 
 
+def table_base_inputs(name):
+    """The base evaluations among a table's inputs: known without the memory budget, so a rule that lists them
+    apart from the runs lets Snakemake start the bases while the budget checkpoint runs."""
+    return unique(base_own_metrics()) if BUDGET_METHODS and name in ("table1", "table1_all") else []
+
+
+def table_run_inputs(name):
+    """A table's other inputs (the runs: their paths carry n_t, which may await the budget checkpoint)."""
+    bases = set(table_base_inputs(name))
+    return [path for path in table_inputs(name) if path not in bases]
+
+
 def _table_inputs(name):
     seeds, tables = config["seeds"], config.get("tables", {})
     if name == "table1":

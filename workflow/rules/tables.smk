@@ -2,7 +2,9 @@
 # Table 1 runs Table 1's experiments only; results/runs.csv is the union of all of them.
 rule aggregate:
     input:
-        lambda w: table_inputs(w.table),
+        # Two input functions: the bases' evaluations need no n_t, so they are planned before the budget is known.
+        bases=lambda w: table_base_inputs(w.table),
+        runs=lambda w: table_run_inputs(w.table),
     output:
         f"{WORK}/aggregate/{{table}}.csv",
     log:
