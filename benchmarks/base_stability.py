@@ -5,7 +5,10 @@ pipeline's ``base`` rule does (``bgpo sft`` with the config's ``sft`` settings a
 greedily on the task's benchmark as the pipeline does, and writes one CSV row: the benchmark's metric, the
 share of answers in the graded format (``format_reward``) and the setting. Extra ``--set`` values change the
 SFT recipe (e.g. ``misformat_fraction=0.5``) to compare recipes in the same run. Jobs run ``--jobs`` at a time,
-each single-threaded unless its thread count says otherwise.
+each single-threaded unless its thread count says otherwise. ``--sampled K`` also decodes each benchmark K
+times at temperature 1 and writes, for the prompts the greedy base misformats, the share of samples in the
+graded format (``sampled_format_on_misformatted``: the room RL has to learn the format there) and, for the
+prompts it formats, the share still misformatted (``sampled_misformat_on_formatted``).
 
     .venv/bin/python benchmarks/base_stability.py --seeds 0 1 2 3 4 --threads 1 2 \\
         --out results/bench/base_stability.csv
@@ -41,7 +44,22 @@ def _tokenizer(config: dict, config_path: Path) -> Path:
     return target.parent
 
 
-def _job(config: dict, tokenizer: Path, task: str, seed: int, threads: int, extra: dict, label: str) -> dict:
+def _formatted(record: dict) -> bool:
+    """Whether an evaluated answer is in the graded format: its ``format_reward``, or, for code (which reports
+    none), whether the body returns (the code task's misformatted demonstration is the body without ``return``)."""
+    if "format_reward" in record:
+        return record["format_reward"] > 0
+    return record["completion"].lstrip().startswith("return")
+
+
+def _records(path: Path) -> dict[str, dict]:
+    with open(path) as f:
+        return {r["id"]: r for r in map(json.loads, f)}
+
+
+def _job(
+    config: dict, tokenizer: Path, task: str, seed: int, threads: int, extra: dict, label: str, sampled: int = 0
+) -> list[dict]:
     spec = config["tasks"][task]
     sft = {**config.get("sft", {}), **spec.get("sft", {}), **extra}
     options = {name: config.get("task_options", {}).get(name, {}) for name in spec["tasks"]}
@@ -67,11 +85,25 @@ def _job(config: dict, tokenizer: Path, task: str, seed: int, threads: int, extr
             subprocess.run([bgpo_cli(), "evaluate", *args], env=env, check=True, capture_output=True)
             with open(evals / bench / "metrics.csv") as f:
                 metrics = {r["metric"]: float(r["value"]) for r in csv.DictReader(f)}
+            greedy = {i: _formatted(r) for i, r in _records(evals / bench / f"{b['task']}.jsonl").items()}
+            hits: dict[str, list[bool]] = {i: [] for i in greedy}
+            for k in range(sampled):  # temperature 1, a new seed each time: one sample per prompt and seed
+                out = evals / f"{bench}_t1_{k}"
+                subprocess.run([bgpo_cli(), "evaluate", *args[:-1], str(out), "--temperature", "1", "--seed",
+                                str(k)], env=env, check=True, capture_output=True)  # fmt: skip
+                for i, r in _records(out / f"{b['task']}.jsonl").items():
+                    hits[i].append(_formatted(r))
+            wrong = [h for i, h in hits.items() if not greedy[i] for h in hits[i]]
+            right = [h for i, h in hits.items() if greedy[i] for h in hits[i]]
             metric = "cell_accuracy" if "cell_accuracy" in metrics else "accuracy"
             rows.append({
                 "recipe": label, "task": task, "benchmark": bench, "seed": seed, "threads": threads,
                 "metric": metric, "value": metrics[metric], "format_reward": metrics.get("format_reward"),
-                "misformat_fraction": sft.get("misformat_fraction", 0.0), "sft_steps": sft.get("steps"),
+                "format_share": sum(greedy.values()) / len(greedy),
+                "sampled_format_on_misformatted": sum(wrong) / len(wrong) if wrong else None,
+                "sampled_misformat_on_formatted": 1 - sum(right) / len(right) if right else None,
+                "misformat_fraction": sft.get("misformat_fraction", 0.0),
+                "misformat_rule": sft.get("misformat_rule", "uniform"), "sft_steps": sft.get("steps"),
             })  # fmt: skip
     return rows
 
@@ -90,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="LABEL:KEY=VALUE,...",
         help="an SFT recipe to compare, e.g. 'half:misformat_fraction=0.5' (default: the config's)",
     )
+    parser.add_argument("--sampled", type=int, default=0, help="temperature-1 decodings per benchmark (0: none)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "base_stability.csv")
     args = parser.parse_args(argv)
@@ -104,21 +137,22 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(task, seed, threads, extra, label) for label, extra in recipes for task in (args.tasks or config["tasks"])
             for seed in args.seeds for threads in args.threads]  # fmt: skip
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda j: _job(config, tokenizer, *j), jobs))
+        results = list(pool.map(lambda j: _job(config, tokenizer, *j, sampled=args.sampled), jobs))
     rows = [row for part in results for row in part]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    print(f"{'recipe':<12} {'benchmark':<11} {'min':>6} {'max':>6} {'spread':>7}  values (seed/threads)")
+    print(f"{'recipe':<12} {'benchmark':<11} {'min':>6} {'max':>6} {'spread':>7}  values [format share] (seed/threads)")
     for label, _ in recipes:
         for bench in dict.fromkeys(r["benchmark"] for r in rows):
             mine = [r for r in rows if r["recipe"] == label and r["benchmark"] == bench]
             if not mine:
                 continue
             values = [100 * r["value"] for r in mine]
-            listing = " ".join(f"{100 * r['value']:.1f}({r['seed']}/{r['threads']})" for r in mine)
+            listing = " ".join(f"{100 * r['value']:.1f}[{r['format_share']:.2f}]({r['seed']}/{r['threads']})"
+                               for r in mine)  # fmt: skip
             print(f"{label:<12} {bench:<11} {min(values):>6.1f} {max(values):>6.1f} {max(values) - min(values):>7.1f}  "
                   f"{listing}")  # fmt: skip
     print(f"wrote {args.out}")

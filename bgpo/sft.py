@@ -32,7 +32,7 @@ from .run_config import DTYPES
 from .seeding import derive_seed
 from .tasks import Example, Task, build_task, render_prompt
 
-MISFORMAT_RULES = ("uniform", "graded")
+MISFORMAT_RULES = ("uniform", "graded", "keyed")
 
 
 @dataclass
@@ -56,7 +56,13 @@ class SFTSettings:
             chance for every example (the format decision is then a coin the model cannot read, and greedy
             decoding makes it all-or-nothing: a bistable base), or ``graded``, a chance that grows with the
             three characters before the format decision, from near 0 to near 2 × ``misformat_fraction``, so
-            the base learns a visible rule and formats some prompts reliably and others not.
+            the base learns a visible rule and formats some prompts reliably and others not; or ``keyed``, two
+            chances keyed on one character of the prompt (:func:`prompt_key`), low for one half of the examples
+            and high for the other (``misformat_contrast``), averaging ``misformat_fraction``: the model reads
+            the decision off its prompt, so greedy decoding formats about the low half (not all or nothing).
+        misformat_contrast: with ``keyed``, how far apart the two chances lie: their gap is
+            2 × contrast × min(f, 1 − f) for ``misformat_fraction`` = f (0: as ``uniform``; 0.7 at f = ½: about
+            0.15 and 0.85, so sampling still draws the other format, which RL can learn from).
         steps: optimiser steps.
         batch_size: examples per step.
         learning_rate: AdamW learning rate (not from the paper: small models need ~1e-3).
@@ -78,6 +84,7 @@ class SFTSettings:
     response_length: int = 16
     misformat_fraction: float = 0.0
     misformat_rule: str = "uniform"
+    misformat_contrast: float = 0.7
     steps: int = 200
     batch_size: int = 128
     learning_rate: float = 1e-3
@@ -95,6 +102,9 @@ class SFTSettings:
         require(self.response_length >= 1, f"response_length must be ≥ 1, got {self.response_length}")
         require(
             0 <= self.misformat_fraction < 1, f"misformat_fraction must lie in [0, 1), got {self.misformat_fraction}"
+        )
+        require(
+            0 <= self.misformat_contrast <= 1, f"misformat_contrast must lie in [0, 1], got {self.misformat_contrast}"
         )
         require_choice(self.timesteps, TIMESTEP_SCHEMES, "sft.timesteps")
         require_choice(self.misformat_rule, MISFORMAT_RULES, "sft.misformat_rule")
@@ -131,8 +141,43 @@ def format_key(task: Task, example: Example, demo: str, misformatted: str) -> st
     return (task.message(example) + demo[:common])[-3:]
 
 
+def prompt_key(task: Task, example: Example) -> str:
+    """The last letter or digit of the example's prompt: the character ``keyed`` misformatting reads.
+
+    The prompt is always visible to the model (a response character may still be masked when the format is
+    decoded), and its last letter or digit varies across the generated tasks' examples: Sudoku's last cell,
+    Countdown's last digit of the target, Arithmetic's last operand, Code's last character of the formula.
+    """
+    chars = [c for c in task.message(example) if c.isalnum()]
+    return chars[-1] if chars else ""
+
+
+def keyed_chances(keys: dict[str, str], misformat_fraction: float, contrast: float) -> dict[str, float]:
+    """Two-level misformat chances by key: the ``keyed`` rule of :func:`demonstration_pairs`.
+
+    Keys are sorted; a key whose examples' midpoint lies in the upper half of the examples is "high", the
+    rest "low". With s the share of examples under high keys and gap g = 2 × contrast × min(f, 1 − f), the
+    high chance is f + (1 − s)·g and the low one f − s·g: a gap of g, and a mean over the examples of exactly f
+    (unless a level is clipped to [0, 1], possible only with s far from ½ at a high contrast).
+    """
+    counts = Counter(keys.values())
+    high, below = set(), 0
+    for key in sorted(counts):
+        if (below + counts[key] / 2) / len(keys) >= 0.5:
+            high.add(key)
+        below += counts[key]
+    share = sum(counts[k] for k in high) / len(keys)
+    gap = 2 * contrast * min(misformat_fraction, 1 - misformat_fraction)
+    levels = (misformat_fraction - share * gap, misformat_fraction + (1 - share) * gap)
+    return {i: min(1.0, max(0.0, levels[key in high])) for i, key in keys.items()}
+
+
 def demonstration_pairs(
-    tasks: list[Task], misformat_fraction: float = 0.0, seed: int = 0, rule: str = "uniform"
+    tasks: list[Task],
+    misformat_fraction: float = 0.0,
+    seed: int = 0,
+    rule: str = "uniform",
+    contrast: float = 0.7,
 ) -> list[tuple[Task, Example, str]]:
     """(task, example, demonstration) for every training example that has a demonstration.
 
@@ -143,7 +188,9 @@ def demonstration_pairs(
     (0, 2f) and average f. Greedy decoding turns a learnt chance below ½ into the right format and above ½
     into the wrong one, prompt by prompt: a base's format share is about the share of prompts whose chance is
     below ½, and a small change of the weights moves only the prompts near ½. (With ``uniform`` every prompt
-    sits at the same chance, and a last-bit difference flips them all.)
+    sits at the same chance, and a last-bit difference flips them all.) ``keyed``: two chances by the
+    example's :func:`prompt_key` (:func:`keyed_chances`), so each prompt's format decision has a wide margin
+    the model reads off its prompt, and sampling still draws the other format with the smaller chance.
     """
     require_choice(rule, MISFORMAT_RULES, "sft.misformat_rule")
     pairs = []
@@ -165,6 +212,8 @@ def demonstration_pairs(
                 midpoint[key] = (below + counts[key] / 2) / len(rows)
                 below += counts[key]
             chance = {i: min(1.0, 2 * misformat_fraction * midpoint[key]) for i, key in keys.items()}
+        if misformat_fraction and rule == "keyed":
+            chance = keyed_chances({ex.id: prompt_key(task, ex) for ex, _ in rows}, misformat_fraction, contrast)
         for ex, demo in rows:
             if chance[ex.id] and derive_seed(seed, "misformat", ex.id) % 10_000 < chance[ex.id] * 10_000:
                 demo = twins[ex.id]
@@ -201,7 +250,9 @@ def run_sft(settings: SFTSettings) -> dict[str, Any]:
 
         tokenizer = AutoTokenizer.from_pretrained(settings.tokenizer)
         model = build_model(settings.preset, tokenizer, seed=settings.seed, dtype=dtype, **settings.model_overrides)
-    pairs = demonstration_pairs(tasks, settings.misformat_fraction, settings.seed, settings.misformat_rule)
+    pairs = demonstration_pairs(
+        tasks, settings.misformat_fraction, settings.seed, settings.misformat_rule, settings.misformat_contrast
+    )
     tokenizer = model.tokenizer
     prompts = [render_prompt(tokenizer, task.message(ex)) for task, ex, _ in pairs]
     responses = _encode_responses(

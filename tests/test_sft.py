@@ -9,7 +9,16 @@ import pytest
 from bgpo.cli import main
 from bgpo.config import ConfigError
 from bgpo.models import load_model
-from bgpo.sft import SFTSettings, demonstration_pairs, format_key, run_sft, tokenizer_corpus, train_task_tokenizer
+from bgpo.sft import (
+    SFTSettings,
+    demonstration_pairs,
+    format_key,
+    keyed_chances,
+    prompt_key,
+    run_sft,
+    tokenizer_corpus,
+    train_task_tokenizer,
+)
 from bgpo.tasks import build_task
 
 OPTIONS = {"gen_arithmetic": {"train_size": 300, "test_size": 20}}
@@ -61,6 +70,54 @@ def test_graded_misformatting_grows_with_the_key_and_keeps_the_mean(name):
     assert pairs == demonstration_pairs([task], misformat_fraction=0.5, seed=3, rule="graded")
 
 
+def test_keyed_chances_are_two_levels_split_by_sorted_key_and_average_the_fraction():
+    # 40 examples under "a", 10 under "b", 30 under "c", 20 under "d": sorted, "a" and "b" lie in the lower
+    # half of the examples (midpoints 0.2, 0.45), "c" and "d" in the upper (0.65, 0.9): the high share s = 0.5.
+    keys = {f"{k}{i}": k for k, n in [("a", 40), ("b", 10), ("c", 30), ("d", 20)] for i in range(n)}
+    chances = keyed_chances(keys, 0.5, 0.7)
+    assert {k: chances[f"{k}0"] for k in "abcd"} == pytest.approx({"a": 0.15, "b": 0.15, "c": 0.85, "d": 0.85})
+    assert sum(chances.values()) / len(chances) == pytest.approx(0.5)
+    # Uneven halves (s = 0.3 under "d"): the levels shift so that the mean stays f, their gap stays 2·c·min(f, 1−f).
+    keys = {f"{k}{i}": k for k, n in [("a", 70), ("d", 30)] for i in range(n)}
+    chances = keyed_chances(keys, 0.4, 0.5)
+    assert chances["d0"] - chances["a0"] == pytest.approx(0.4)
+    assert sum(chances.values()) / len(chances) == pytest.approx(0.4)
+    assert keyed_chances(keys, 0.4, 0.0) == pytest.approx(dict.fromkeys(keys, 0.4))  # no contrast: uniform
+
+
+def test_prompt_key_is_the_last_letter_or_digit_of_the_prompt():
+    # Sudoku's last cell, Countdown's target's last digit, Arithmetic's last operand (before "="), Code's
+    # formula's last character: the prompt's last character, or the one before Arithmetic's "=".
+    for name, position in [("gen_sudoku", -1), ("gen_countdown", -1), ("gen_arithmetic", -2), ("gen_code", -1)]:
+        task = build_task(name, train_size=50, test_size=4, **DEFAULT_OPTIONS.get(name, {}))
+        assert all(prompt_key(task, ex) == task.message(ex)[position] for ex in task.load("train"))
+
+
+@pytest.mark.parametrize("name", ["gen_sudoku", "gen_countdown", "gen_arithmetic", "gen_code"])
+def test_keyed_misformatting_follows_the_prompt_key_and_keeps_the_mean(name):
+    task = build_task(name, train_size=1000, test_size=20, **DEFAULT_OPTIONS.get(name, {}))
+    pairs = demonstration_pairs([task], misformat_fraction=0.5, seed=3, rule="keyed", contrast=0.7)
+    by_key: dict[str, list[bool]] = {}
+    for _, ex, demo in pairs:
+        twin = task.misformatted_demonstration(ex)
+        assert demo in (task.demonstration(ex), twin)
+        by_key.setdefault(prompt_key(task, ex), []).append(demo == twin)
+    flawed = [f for flags in by_key.values() for f in flags]
+    assert 0.44 < sum(flawed) / len(flawed) < 0.56  # the mean chance is misformat_fraction
+    # Two groups of keys: the rate of each key (with ≥ 100 examples, ±0.1 is > 2 s.d.) is near one of two levels
+    # 0.7 apart, and both groups hold at least a third of the examples.
+    rates = {k: sum(v) / len(v) for k, v in by_key.items() if len(v) >= 100}
+    low = [k for k, r in rates.items() if r < 0.5]
+    high = [k for k in rates if k not in low]
+    assert low and high and min(rates[k] for k in high) - max(rates[k] for k in low) > 0.5
+    assert max(low) < min(high)  # the split follows the sorted keys
+    share_high = sum(len(by_key[k]) for k in by_key if k >= min(high)) / len(flawed)
+    assert 1 / 3 < share_high < 2 / 3
+    assert pairs == demonstration_pairs([task], misformat_fraction=0.5, seed=3, rule="keyed", contrast=0.7)
+    other = demonstration_pairs([task], misformat_fraction=0.5, seed=4, rule="keyed", contrast=0.7)
+    assert other != pairs  # another seed draws other examples, with the same chances
+
+
 def test_format_key_is_what_precedes_the_format_decision():
     sudoku = build_task("gen_sudoku", train_size=4, test_size=4)
     ex = sudoku.load("train")[0]
@@ -72,7 +129,7 @@ def test_format_key_is_what_precedes_the_format_decision():
 
 
 def test_an_unknown_misformat_rule_names_the_choices():
-    with pytest.raises(ConfigError, match=r"sft\.misformat_rule.*uniform.*graded"):
+    with pytest.raises(ConfigError, match=r"sft\.misformat_rule.*uniform.*graded.*keyed"):
         demonstration_pairs([build_task("gen_arithmetic", train_size=10, test_size=4)], 0.5, rule="graduated")
 
 
