@@ -4,9 +4,9 @@ The paper's Table 5 gives BGPO n_t = 16 and VRPO-OL n_t = 4 (2 on code) because 
 VRPO-OL keeps the graphs of all n_t samples alive until its non-linear objective is differentiated, BGPO
 accumulates one sample at a time, so its memory does not grow with n_t. :func:`fit_budget` makes that choice
 by measurement rather than by hand: for each method it measures the bytes saved for backward by one training
-update (:mod:`bgpo.memory`) at the training shape, for each candidate n_t in increasing order, and keeps the
-largest candidate whose peak fits the budget. The measurement stops at the first candidate that does not fit:
-saved memory never falls as n_t grows (each extra sample adds its activations, or, for BGPO, nothing).
+update (:mod:`bgpo.memory`) at the training shape and keeps the largest candidate n_t whose peak fits the
+budget (:func:`largest_fitting`: saved memory never falls as n_t grows, since each extra sample adds its
+activations, or, for BGPO, nothing; so few candidates need measuring).
 
 The training shape is a full micro-batch of responses of the task's response length after prompts as long as
 the task's longest rendered training prompt (a training micro-batch is padded to its longest prompt, so this
@@ -21,11 +21,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from .config import ConfigError
 
 MIB = 2**20
+# The n_t values a budget chooses from when none are given: Table 5's are at most 16 (32 on Sudoku).
+DEFAULT_CANDIDATES = (1, 2, 4, 8, 16)
 
 
 @dataclass
@@ -75,6 +75,7 @@ def budget_model(
 ) -> Any:
     """The model measured: a saved one, or new weights of ``preset`` with the saved ``tokenizer`` (activation sizes
     depend on shapes, not weights, so the pipeline measures before any base is trained)."""
+    import torch
     from transformers import AutoTokenizer
 
     from .models import build_model, load_model

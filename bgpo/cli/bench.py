@@ -20,11 +20,13 @@ def add_parser(sub: Subparsers) -> None:
 
 
 def _add_budget(sub: Subparsers) -> None:
+    from ..budget import DEFAULT_CANDIDATES
+
     budget = sub.add_parser(
         "budget",
         help="each method's n_t: the largest that fits a memory budget (equal-memory comparison, Table 5)",
         description="Measures the bytes saved for backward by one training update of each variant at the task's "
-        "training shape, for each candidate n_t, on the given base, and keeps the largest n_t that fits "
+        "training shape (on --model, or new weights of --preset) and keeps the largest candidate n_t that fits "
         "(bgpo.budget). Writes JSON (variant → n_t) and, with --csv, every measured point.",
     )
     budget.add_argument("--model", help="a model directory (e.g. the hub model the runs start from)")
@@ -38,7 +40,7 @@ def _add_budget(sub: Subparsers) -> None:
     budget.add_argument("--method-configs", required=True,
                         help='JSON {variant: {"method": name, ...config}} as the pipeline merges them')  # fmt: skip
     budget.add_argument("--budget-mib", type=float, required=True, help="bytes saved for backward, in MiB")
-    budget.add_argument("--candidates", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    budget.add_argument("--candidates", type=int, nargs="+", default=list(DEFAULT_CANDIDATES))
     budget.add_argument("--responses", type=int, required=True, help="sequences per update (prompts × group)")
     budget.add_argument("--micro-batch-size", type=int, help="the trainer's micro-batch (default: all at once)")
     budget.add_argument("--response-length", type=int, required=True)

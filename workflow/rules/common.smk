@@ -6,6 +6,7 @@ import shlex
 
 from snakemake.utils import validate
 
+from bgpo.budget import DEFAULT_CANDIDATES
 from bgpo.protocols import CUSTOM, get_protocol
 from bgpo.variants import load_variant, variant_names
 
@@ -78,6 +79,7 @@ def method_config(variant, task):
 # Equal memory (config.memory_budget): these variants' n_t is measured per task by the memory_budget checkpoint.
 BUDGET = config.get("memory_budget") or {}
 BUDGET_METHODS = list(BUDGET.get("methods", []))
+BUDGET_CANDIDATES = list(BUDGET.get("n_t", DEFAULT_CANDIDATES))
 
 
 def n_t(variant, task):
@@ -274,7 +276,7 @@ def budget_commands(wildcards, output):
         args = [
             f"bench budget {source} --dtype {model.get('dtype', 'float32')} --tasks {' '.join(spec['tasks'])}",
             f"--task-options {q(task_options(spec['tasks']))} --method-configs {q(variants)}",
-            f"--budget-mib {BUDGET['saved_mib']} --candidates {' '.join(map(str, BUDGET.get('n_t', [1, 2, 4, 8, 16])))}",
+            f"--budget-mib {BUDGET['saved_mib']} --candidates {' '.join(map(str, BUDGET_CANDIDATES))}",
             # The full rollout batch: an upper bound for variants that update on mini-batches of it.
             f"--responses {settings['prompts_per_step'] * settings['group_size']}",
             f"--response-length {spec['response_length']} --block-length {spec['block_length']}",
@@ -411,7 +413,7 @@ def _table1_note():
     if BUDGET_METHODS:
         listed = ", ".join(_label(v) for v in BUDGET_METHODS if v in config["methods"])
         n_ts = "; ".join(filter(None, [n_ts, (
-            f"{listed}: the largest of {', '.join(map(str, BUDGET.get('n_t', [1, 2, 4, 8, 16])))} whose bytes saved "
+            f"{listed}: the largest of {', '.join(map(str, BUDGET_CANDIDATES))} whose bytes saved "
             f"for backward fit {BUDGET['saved_mib']:g} MiB on each task (equal memory; memory_budget.csv, and the "
             "n_t column of runs.csv)")]))
     return (f"± is the standard deviation over seeds {seeds} ({design}; seed s also fixes the data order and the "
