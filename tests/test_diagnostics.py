@@ -74,8 +74,10 @@ def test_diagnose_sweeps_prompt_length_and_prompt_mask_ratio(tmp_path, capsys):
     assert sorted(std[std.method == "diffu_grpo"][["prompt_length", "p_mask_prompt"]].itertuples(index=False)) == [
         (2, 0.0), (2, 0.5), (5, 0.0), (5, 0.5)]  # fmt: skip
     assert len(std[std.method == "bgpo"]) == 6 and std[std.method == "bgpo"].p_mask_prompt.isna().all()
-    # With no prompt noise the one-pass estimate is deterministic: its gradient never varies.
-    assert std[(std.method == "diffu_grpo") & (std.p_mask_prompt == 0.0)].value.max() == 0.0
+    # With no prompt noise the one-pass estimate is deterministic: its gradient never varies (up to the last
+    # bits of a threaded reduction, ~1e-26 seen in CI; BGPO's std is ~1e-3).
+    noiseless = std[(std.method == "diffu_grpo") & (std.p_mask_prompt == 0.0)].value.max()
+    assert noiseless < 1e-9 * std[std.method == "bgpo"].value.min()
     assert len(frame[frame.metric == "std_slope"]) == 2  # bgpo's slope at each prompt length
     assert plot.read_bytes()[:4] == b"\x89PNG"
     assert "log-log slope" in capsys.readouterr().out
