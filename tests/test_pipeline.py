@@ -165,6 +165,16 @@ def test_own_benchmarks_are_evaluated_in_the_training_jobs_or_in_separate_ones(t
     assert apart["evaluate_run"] == 4 and apart["evaluate_base"] == 1
 
 
+def test_every_job_gets_its_thread_count_and_passive_waiting(tmp_path):
+    # Threads that spin while they wait make oversubscribed jobs several times slower (common.smk: ENV).
+    result = snakemake(tmp_path, smoke_config(tmp_path, threads=2), "-n", "-p", "all", timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    commands = [line for line in result.stdout.splitlines() if line.startswith("Shell command:") and " bgpo " in line]
+    assert len(commands) >= 3 and all(
+        "OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE " in line for line in commands
+    ), commands
+
+
 def test_lint_is_clean(tmp_path):
     result = snakemake(tmp_path, smoke_config(tmp_path), "--lint", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
