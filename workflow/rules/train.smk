@@ -25,17 +25,16 @@ rule train:
         evaluate=lambda w: then_evaluate(
             run_model(w), w.task, f"{run_dir(w.variant, w.task, w.nt, w.seed)}/eval", run_meta(w)
         ) if IN_JOB else "",
-        # In the training process where it is one process (a torch import less per run, ~2.5 s CPU); after it,
-        # once, where a launcher starts several ranks.
-        costs=lambda w: ("--then" if config.get("launch", "bgpo") == "bgpo" else "&& bgpo")
-        + f" report costs --log {run_dir(w.variant, w.task, w.nt, w.seed)}/log.jsonl --meta {run_meta(w)} "
-        f"--out {run_dir(w.variant, w.task, w.nt, w.seed)}/costs.csv",
+        # The costs are tabulated in the training process where it is one process (a torch import less per run,
+        # ~2.5 s CPU); after it, once, where a launcher starts several ranks.
+        costs_after="--then" if config.get("launch", "bgpo") == "bgpo" else "&& bgpo",
     conda:
         ENVFILE
     shell:
         # --resume continues a run that was killed (its checkpoints are in the output folder).
         "({params.env} {params.launch} train --set {params.settings} --output-dir {params.out} --resume "
-        "{params.evaluate} {params.costs}) > {log} 2>&1"
+        "{params.evaluate} {params.costs_after} report costs --log {params.out}/log.jsonl --meta {params.meta} "
+        "--out {params.out}/costs.csv) > {log} 2>&1"
 
 
 
