@@ -90,6 +90,9 @@ CASES = [
     countdown("countdown/tag_missing", "90,43,90", "The answer is \\boxed{90 / 90 * 43}", "90/90*43"),
     # ---- Sudoku: separators, spaces and newlines inside the answer
     sudoku("sudoku/separators", f"<answer>\n{SPACED}\n</answer>", SOLUTION),
+    sudoku("sudoku/separators", f"<answer>Solution (4x4):\n{SPACED}</answer>", SOLUTION),  # the size echoed
+    sudoku("sudoku/separators", "<answer>\n" + "\n".join(f"{r + 1}. {SPACED.splitlines()[r]}" for r in range(4))
+           + "\n</answer>", SOLUTION),  # numbered rows
     sudoku("sudoku/separators", "<answer>[[3,1,4,2],[2,4,3,1],[4,2,1,3],[1,3,2,4]]</answer>", SOLUTION),
     sudoku("sudoku/separators",
            "<answer>\n| 3 | 1 | 4 | 2 |\n|---|---|---|---|\n| 2 | 4 | 3 | 1 |\n"
@@ -133,6 +136,8 @@ CASES = [
     math("math/units", "gsm8k", f"{JANET}\n<answer>She makes 18 dollars a day.</answer>", "18",
          "She makes 18 dollars a day."),
     math("math/units", "math500", "The side is \\boxed{10 inches}.", "10", "10 inches"),
+    math("math/units", "gsm8k", f"<reasoning>{JANET}</reasoning>\n<answer>\nShe makes 18 dollars a day.", "18",
+         "She makes 18 dollars a day."),  # an answer tag left open: one line that is an answer is read
     # ---- several boxes: the last one counts
     math("math/several_boxes", "gsm8k", "She sells \\boxed{9} eggs, so she makes \\boxed{18}.", "18", "18"),
     math("math/several_boxes", "gsm8k", "\\boxed{16} \\boxed{9} \\boxed{18}", "18", "18"),
@@ -140,6 +145,12 @@ CASES = [
          "18"),
     math("math/several_boxes", "math500", "First $\\boxed{3}$, then the angle: \\boxed{\\frac{\\pi}{2}}",
          "\\frac{\\pi}{2}", "\\frac{\\pi}{2}"),
+    # a box whose closing brace was dropped, corrected later: the last box counts (d1, math-verify)
+    math("math/several_boxes", "math500",
+         "First guess: $\\boxed{\\frac{1}{2}$. Wait, that is wrong; recomputing gives\n"
+         "The answer is $\\boxed{\\frac{3}{4}}$.", "\\frac{3}{4}", "\\frac{3}{4}"),
+    math("math/several_boxes", "gsm8k", "So we get \\boxed{12. Let me check again.\n\nFinal answer: \\boxed{15}",
+         "15", "15"),
 ]  # fmt: skip
 
 # Messy but wrong: each must stay wrong (and keep its partial reward where the reward gives one).
@@ -161,6 +172,11 @@ CONTROLS = [
     math("control", "gsm8k", "She makes 18 dollars.", "18", None, 0.0),  # no box, no tag: nothing to read
     math("control", "math500", "\\boxed{2\\sqrt{3}}", "2", "2\\sqrt{3}", 0.0),
     math("control", "math500", "\\boxed{2x}", "2", "2x", 0.0),
+    # an <answer> the budget cut off mid-reasoning holds no answer (d1 reads closed tags only): not its last number
+    math("control", "gsm8k", "<reasoning>Janet has 16 eggs.</reasoning>\n<answer>\nShe has 16 - 3 - 4 = 9 eggs "
+         "left. She sells them at $2 each, so she makes 9 * 2 =", "2", None, 0.0),
+    math("control", "gsm8k", "<answer>\nShe has 16 - 3 - 4 = 9 eggs left", "9", None, 0.0),
+    math("control", "gsm8k", "<answer>\n18\nLet me check: 16 - 3 - 4 = 9", "9", None, 0.0),
 ]  # fmt: skip
 
 

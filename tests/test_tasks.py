@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from bgpo.metrics import compute_metric
 from bgpo.tasks import build_task, last_boxed, render_prompt, task_names
 from bgpo.tasks.code_exec import extract_code
 from bgpo.tasks.countdown import countdown_reward, solve_countdown
-from bgpo.tasks.data import DataError, read_local
+from bgpo.tasks.data import DataError, Record, read_local
 from bgpo.tasks.math_grading import answers_match, extract_answer
 from bgpo.tasks.sudoku import all_solution_grids, count_solutions, sudoku_grade
 
@@ -162,6 +163,14 @@ def test_code_extraction():
     assert extract_code("Here:\n```python\ndef f():\n    return 1\n```\nDone") == "def f():\n    return 1\n"
     assert extract_code("def f(): pass\n[DONE] trailing") == "def f(): pass"
     assert extract_code("```python\ndef f():\n    return 2") == "def f():\n    return 2"  # never closed
+    code = "def f(s):\n    return s"
+    # any language tag: the closing fence is never read as an opener (lm-evaluation-harness's reading)
+    assert extract_code(f"```python3\n{code}\n```\nThis returns s.") == code + "\n"
+    assert extract_code(f"``` python\n{code}\n```\nExplanation.") == code + "\n"
+    # MBPP: the text is cut at [DONE] before any fence is looked for; a [BEGIN] after it is an invented problem
+    assert extract_code(f"{code}\n[DONE]\n\nNext task: ... [BEGIN]\n```python\ndef g(x): return 2\n```") == code
+    assert extract_code(f"```python\n{code}\n[DONE]") == code
+    assert extract_code(f"[BEGIN]\n{code}\n[DONE]") == code
 
 
 def test_sys_exit_before_the_tests_is_not_a_pass():
@@ -349,6 +358,48 @@ def test_deepcoder_layouts_are_normalised_and_graded(tmp_path):
     assert [g.correct for g in task.grade(right, examples)] == [True] * 4
     assert [g.correct for g in task.grade(wrong, examples)] == [False] * 4
     assert "standard input" in task.message(examples[0]) and "class Solution" in task.message(examples[1])
+
+
+def test_deepcoder_grades_as_livecodebench_does():
+    """Printed numbers compare by value line by line, and LeetCode-style code may use Counter or List without
+    importing them (the reference grader's prelude); a wrong value still fails."""
+    task = build_task("deepcoder", data_dir=None)
+    printed = [
+        {"input": "1 2\n", "output": "0.5  1\n", "testtype": "stdin"},
+        {"input": "1 4\n", "output": "0.25 1\n", "testtype": "stdin"},
+    ]
+    called = [{"input": "[1, 2, 2]", "output": "2", "testtype": "functional"}]
+    division = task.example_from_row(Record({"problem": "a/b", "tests": json.dumps(printed)}, "x.jsonl:1"))
+    meta = json.dumps({"func_name": "most"})
+    most = task.example_from_row(Record({"problem": "most", "tests": json.dumps(called), "metadata": meta}, "x:2"))
+    read = "a, b = map(int, input().split())\n"
+    counter = (
+        "from __future__ import annotations\nclass Solution:\n    def most(self, nums: List[int]) -> int:\n"
+        "        return max(Counter(nums).values()){}\n"
+    )
+    grades = task.grade(
+        [f"```python\n{read}print(f'{{a / b:.9f}}', 1)\n```", f"```python\n{read}print(round(a / b, 1), 1)\n```",
+         f"```python\n{counter.format('')}```", f"```python\n{counter.format(' + 1')}```"],
+        [division, division, most, most],
+    )  # fmt: skip
+    assert [g.correct for g in grades] == [True, False, True, False]
+
+
+def test_countdown_and_mbpp_rows_of_the_wrong_type_name_the_row(tmp_path):
+    (tmp_path / "countdown").mkdir()
+    path = tmp_path / "countdown" / "countdown_cd3_test.jsonl"
+    good = {"input": "30,100,93", "output": 23}
+    for bad, message in [({"input": "30,100,93", "output": 23.7}, "output must hold integers, got 23.7"),
+                         ({"input": "30,100,93", "output": True}, "output must hold integers, got True"),
+                         ({"nums": "30,100,93", "target": 23}, "field 'nums' must be list")]:  # fmt: skip
+        path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+        with pytest.raises(DataError, match=rf"countdown_cd3_test\.jsonl:2: .*{re.escape(message)}"):
+            build_task("countdown", data_dir=tmp_path).load("test")
+    path.write_text(json.dumps({"input": "30,100,93", "output": "23"}) + "\n")
+    assert build_task("countdown", data_dir=tmp_path).load("test")[0].answer == "23"
+    row = {"task_id": 1, "text": "t", "code": "c", "test_setup_code": "", "test_list": ["assert f(1) == 1", 2]}
+    with pytest.raises(DataError, match=r"m\.jsonl:3: test_list must hold assert statements as strings, got 2"):
+        build_task("mbpp").example_from_row(Record(row, "m.jsonl:3"))
 
 
 def test_deepcoder_bad_tests_name_the_row(tmp_path):

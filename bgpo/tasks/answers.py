@@ -43,7 +43,8 @@ def clean(text: str) -> str:
 
 
 def boxes(text: str) -> list[Box]:
-    r"""Every ``\boxed{…}`` of ``text`` in order, braces balanced; the last may be unclosed (cut by the budget).
+    r"""Every ``\boxed{…}`` of ``text`` in order, braces balanced; a box may be unclosed (cut by the budget, or
+    its closing brace dropped: the boxes after it are still read).
 
     Also read: ``\fbox{…}``, ``boxed{…}`` without the backslash, and ``\boxed 18`` (content up to a space or
     ``$``). An unclosed box keeps the rest of its line, without a trailing ``$``, ``.`` or ``</answer>``.
@@ -68,10 +69,12 @@ def boxes(text: str) -> list[Box]:
                     found.append(Box(text[match.end() : i].strip(), closed=True, backslash=backslash))
                     position = i + 1
                     break
-        else:  # never closed: the response ran out inside the box
+        else:  # never closed: the response ran out inside the box, or its closing brace was dropped
             rest = text[match.end() :].split("\n", 1)[0].split("</answer>", 1)[0]
             found.append(Box(rest.strip().rstrip("$. ").strip(), closed=False, backslash=backslash))
-            break
+            # Read on: a later box that closes is the answer (``$\boxed{\frac{1}{2}$ ... \boxed{\frac{3}{4}}``),
+            # as d1 and math-verify read the last box.
+            position = match.end()
     return found
 
 

@@ -25,22 +25,26 @@ from typing import Any
 from ..sandbox import RunResult, Sandbox, SandboxLimits, harness_source, resolve_backend
 from ..sandbox_harness import encode
 
-_FENCE = re.compile(r"```(?:python|py|Python)?[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
+# An opening fence with any language tag (```python3, ``` python, ```py) and the code up to the closing fence,
+# or to the end where the response ran out inside the block (lm-evaluation-harness reads any tag).
+_FENCE = re.compile(r"```[ \t]*[\w+.-]*[ \t]*\n(.*?)(?:```|$)", re.DOTALL)
 _COUNTER = "_bgpo_assert_ran"  # the harness's assert counter, called after every assert of the tests
 
 
 def extract_code(completion: str) -> str:
-    """The code in a completion: the first fenced block, else the text between [BEGIN] and [DONE], else all.
+    """The code in a completion: the first fenced block, else the text itself; first cut to what lies between
+    ``[BEGIN]`` and ``[DONE]`` where the completion has them (MBPP's format: lm-evaluation-harness stops at
+    ``[DONE]`` before it looks for a fence, so code the model goes on to write after it is not graded).
 
     A fence that is never closed (the response ran out) still yields its content.
     """
+    begin, done = completion.find("[BEGIN]"), completion.find("[DONE]")
+    if begin != -1 and (done == -1 or begin < done):  # a [BEGIN] after [DONE] opens an invented next problem
+        completion = completion[begin + len("[BEGIN]") :]
+    completion = completion.split("[DONE]", 1)[0]
     fenced = _FENCE.search(completion)
     if fenced:
         return fenced.group(1)
-    if "[BEGIN]" in completion:
-        completion = completion.split("[BEGIN]", 1)[1]
-    if "[DONE]" in completion:
-        completion = completion.split("[DONE]", 1)[0]
     return completion.strip("\n")
 
 

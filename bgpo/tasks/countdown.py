@@ -263,6 +263,16 @@ class CountdownTaskMixin:
 _NUMS = re.compile(r"-?\d+")
 
 
+def _integer(value: object, source: str, field: str) -> int:
+    """An int or a string of one (``23``, ``"23"``); anything else (``23.7``, ``true``, ``"30,100"``) is a
+    :class:`DataError` naming the row, not a silently different puzzle."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    raise DataError(f"{source}: {field} must hold integers, got {value!r:.80}")
+
+
 @register_task("countdown")
 class Countdown(CountdownTaskMixin, Task):
     """d1's 3-number Countdown test set; training rows from Countdown-Tasks-3to4."""
@@ -284,7 +294,7 @@ class Countdown(CountdownTaskMixin, Task):
         records = read_local(path) if path is not None else read_hub(self.hub_train, "train")
         examples = []
         for record in records:
-            if split == "train" and len(record.get("nums")) != 3:
+            if split == "train" and len(record.get("nums", list)) != 3:
                 continue  # Countdown-Tasks-3to4 also has 4-number rows; d1 trains on the 3-number ones
             examples.append(self.example_from_row(record, len(examples), split))
         return examples
@@ -293,14 +303,10 @@ class Countdown(CountdownTaskMixin, Task):
         """A d1 test row (``input`` "a,b,c", ``output`` the target) or a training row (``nums``, ``target``)."""
         if "input" in record.data or "nums" not in record.data:
             numbers = [int(x) for x in _NUMS.findall(str(record.get("input", (str, list))))]
-            target = record.get("output")
+            target = _integer(record.get("output"), record.source, "output")
         else:
-            numbers = [int(x) for x in record.get("nums")]
-            target = record.get("target")
-        try:
-            target = int(target)
-        except (TypeError, ValueError):
-            raise DataError(f"{record.source}: target must be an integer, got {target!r}") from None
+            numbers = [_integer(x, record.source, "nums") for x in record.get("nums", list)]
+            target = _integer(record.get("target"), record.source, "target")
         if len(numbers) != 3:
             raise DataError(f"{record.source}: expected 3 numbers, got {numbers}")
         return Example(

@@ -17,14 +17,17 @@ for LeetCode-style starter code, and compare with the expected value, tuples rea
 * taco: one dict ``{"inputs": [...], "outputs": [...], "fn_name"?}``; with ``fn_name``, inputs are argument
   lists and outputs ``[value]``.
 
-Grading: the completion's code runs in the sandbox; the trusted harness executes every test (at most
-``max_tests``, the longest inputs first, as rllm does), each stdin test a fresh run of the program as a
-script, and passes only if all pass. Reward 1 or 0.
+Grading: the completion's code runs in the sandbox after the reference grader's imports (:func:`with_prelude`);
+the trusted harness executes every test (at most ``max_tests``, the longest inputs first, as rllm does), each
+stdin test a fresh run of the program as a script whose printed lines must equal the expected ones exactly or,
+line by line, as numbers (LiveCodeBench's reading: ``0.5`` = ``0.500000000``), and passes only if all pass.
+Reward 1 or 0.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,11 +41,31 @@ CONFIGS = ("lcbv5", "primeintellect", "taco")
 # ``__program__``. TESTS and FN are filled in with repr(); nothing else is formatted.
 TESTS = """
 import json
+from decimal import Decimal, InvalidOperation
 TESTS = json.loads({tests!r})
 FN = {fn_name!r}
 
 def _lines(text):
     return [line.strip() for line in str(text).strip().splitlines()]
+
+def _decimals(line):
+    try:
+        return [Decimal(token) for token in line.split()]
+    except InvalidOperation:
+        return None
+
+def _same_output(got, want):
+    got, want = _lines(got), _lines(want)
+    if got == want:
+        return True
+    # LiveCodeBench's second reading: a line of numbers equals one with the same values (0.5 = 0.500000000,
+    # "1  2" = "1 2")
+    if len(got) != len(want):
+        return False
+    for a, b in zip(got, want):
+        if a != b and (_decimals(a) is None or _decimals(a) != _decimals(b)):
+            return False
+    return True
 
 def _same(got, want):
     if isinstance(got, tuple):
@@ -58,12 +81,33 @@ if any(test["kind"] == "call" for test in TESTS):
     __program__.load()
 for test in TESTS:
     if test["kind"] == "stdin":
-        assert _lines(__program__.run(test["input"])) == _lines(test["output"])
+        assert _same_output(__program__.run(test["input"]), test["output"])
     else:
         solution = __program__.get("Solution")() if __program__.defines("Solution") else None
         target = getattr(solution, FN) if solution is not None else __program__.get(FN)
         assert _same(target(*test["args"]), test["output"])
 """
+
+
+# What LiveCodeBench's grader (and rllm's, which DeepCoder trains with) imports before a solution: LeetCode-style
+# solutions use Counter, heapq, inf or List without importing them.
+PRELUDE_MODULES = (
+    "string", "re", "datetime", "collections", "heapq", "bisect", "copy", "math", "random", "statistics",
+    "itertools", "functools", "operator", "io", "sys", "json", "builtins", "typing",
+)  # fmt: skip
+_FUTURE = re.compile(r"^from __future__ import .*$", re.MULTILINE)
+
+
+def with_prelude(code: str) -> str:
+    """``code`` after the reference grader's imports (``from m import *`` and ``import m`` for each of
+    :data:`PRELUDE_MODULES`; ``builtins`` last among the star imports, so no builtin stays shadowed) and its
+    recursion limit; ``from __future__`` lines stay first, where Python requires them."""
+    futures = _FUTURE.findall(code)
+    body = _FUTURE.sub("", code) if futures else code
+    prelude = [f"from {m} import *" for m in PRELUDE_MODULES if m != "builtins"] + ["from builtins import *"]
+    prelude += [f"import {m}" for m in PRELUDE_MODULES if m not in ("builtins", "typing")]
+    prelude.append("sys.setrecursionlimit(50000)")
+    return "\n".join([*futures, *prelude, "", body])
 
 
 def _json(value: Any, source: str, field: str) -> Any:
@@ -220,7 +264,7 @@ class DeepCoder(Task):
 
     def grade(self, completions: Sequence[str], examples: Sequence[Example]) -> list[Grade]:
         """Run every completion's code through its tests in the sandbox, in parallel."""
-        codes = [extract_code(c) for c in completions]
+        codes = [with_prelude(extract_code(c)) for c in completions]
         tests = [test_source(e.meta["tests"], e.meta["fn_name"]) for e in examples]
         runs = self.runner.run(codes, tests, load=False)
         return [Grade(float(r.passed), r.passed, {"status": r.status}) for r in runs]

@@ -3,10 +3,11 @@ r"""Math answers: extraction of the final answer and equivalence checking with m
 Extraction (:func:`extract_answer`), as the reference graders read real outputs (d1's
 ``eval/parse_and_get_acc.py``, lm-evaluation-harness): the last ``\boxed{}`` that holds an answer (empty boxes
 and ``\boxed{...}`` placeholders skipped; ``boxed{…}`` without the backslash and ``\boxed 18`` read; a box
-left open at the end of the budget read to the end of its line), else the last ``<answer>…</answer>`` tag
-(closed, or open at the end), else nothing. ``strict=True`` keeps the strict reader (the last ``\boxed{…}``
-only if it closes, else the last closed tag): the generated arithmetic task's reward, whose misformatted SFT
-demonstrations leave the box open on purpose.
+left open read to the end of its line, and the boxes after it read on), else the last ``<answer>…</answer>``
+tag (closed, or left open at the end where what follows reads as an answer, :func:`answer_like`), else
+nothing. ``strict=True`` keeps the strict reader (the last ``\boxed{…}`` only if it closes, else the last
+closed tag): the generated arithmetic task's reward, whose misformatted SFT demonstrations leave the box open
+on purpose.
 
 Equivalence (:func:`answers_match`): ``math_verify.verify`` on both answers parsed as LaTeX (normalisation
 plus a symbolic check); thousands separators in plain numbers are dropped first (GSM8K writes 1,000
@@ -54,9 +55,26 @@ def _extract(completion: str, *, strict: bool) -> tuple[str | None, str]:
     if tags:
         return tags[-1], "answer_tag"
     tail = unclosed_answer(text)
-    if tail is not None and tail.strip():
+    if tail is not None and answer_like(tail):
         return tail.strip(), "unclosed_tag"
     return None, "none"
+
+
+def answer_like(tail: str) -> bool:
+    r"""Whether the text of an ``<answer>`` the budget cut off reads as an answer, not as reasoning cut short.
+
+    One line that is an expression (no words outside LaTeX commands: ``18``, ``\frac{3}{4}``, ``x = 5``) or one
+    number with a unit or words (``18 dollars``), and that does not end in an operator. ``She has 9 eggs. She
+    sells them for 9 * 2 =`` is not: d1 reads only closed tags, and its last number is no answer.
+    """
+    lines = [line for line in tail.strip().splitlines() if line.strip()]
+    if len(lines) != 1:
+        return False
+    line = lines[0].strip().rstrip(".").strip()
+    if not line or re.search(r"(?:[=+\-*/^(,]|\\times|\\cdot|\\div)\s*$", line):
+        return False
+    words = re.findall(r"[A-Za-z]{3,}", re.sub(r"\\[A-Za-z]+", " ", line))
+    return not words or number_with_words(line) is not None
 
 
 def _normalise(answer: str) -> str:
@@ -116,6 +134,8 @@ def numeric_match(answer: str, source: str, gold: str) -> bool:
     if value is None:
         numbers = re.findall(r"-?\d[\d,]*\.?\d*", answer)
         if not numbers:
+            return False
+        if source == "unclosed_tag":  # cut-off text: only a whole number counts (see answer_like)
             return False
         value = _as_float((numbers[0] if source in ("boxed", "unclosed_box") else numbers[-1]).rstrip(".,"))
     return value is not None and value == want

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from . import Example, Grade, Task, register_task
 from .code_exec import CodeRunner, extract_code
-from .data import Record, read_hub, read_local
+from .data import DataError, Record, read_hub, read_local
 
 SPLIT_IDS = {"prompt": range(1, 11), "test": range(11, 511), "validation": range(511, 601), "train": range(601, 975)}
 SHOT_IDS = (2, 3, 4)
@@ -67,6 +67,9 @@ class MBPP(Task):
         if isinstance(setup, list):  # the sanitized set lists its imports
             setup = "\n".join(setup)
         tests = record.get("test_list", list)
+        if not all(isinstance(t, str) for t in tests):
+            bad = next(t for t in tests if not isinstance(t, str))
+            raise DataError(f"{record.source}: test_list must hold assert statements as strings, got {bad!r:.80}")
         return Example(
             id=f"{self.name}/{record.get('task_id', int)}",
             question=record.get(self.text_field, str),

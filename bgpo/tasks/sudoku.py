@@ -79,13 +79,18 @@ def all_solution_grids() -> tuple[str, ...]:
 
 # "Row 1:", "row 2 -", "R3)": labels whose digits are not cells.
 _ROW_LABEL = re.compile(r"(?i)\b(?:row|line|r)\s*\d\s*[:.)=-]")
+# "4x4", "4 × 4": the grid's size, which models echo from the prompt ("Solution (4x4):").
+_GRID_SIZE = re.compile(r"\d+\s*[x×]\s*\d+")
+# "1. 3 1 4 2", "2) 2 4 3 1": row numbers at the start of a line.
+_ENUMERATOR = re.compile(r"^\s*\d+[.)]\s+", re.MULTILINE)
 _BARE_GRID = re.compile(r"(?<!\d)\d{16}(?!\d)")
 _GRID_LINE = re.compile(r"^\W*[0-4](?:\W*[0-4]){3}\W*$")
 
 
 def _cells(content: str) -> str:
-    """The digits of an answer, row labels dropped; with more than 16, the last run of 16 not broken by words."""
-    content = _ROW_LABEL.sub(" ", content)
+    """The digits of an answer, row labels, row numbers and the grid's size dropped; with more than 16, the last
+    run of 16 not broken by words."""
+    content = _ENUMERATOR.sub(" ", _GRID_SIZE.sub(" ", _ROW_LABEL.sub(" ", content)))
     digits = "".join(ch for ch in content if ch.isdigit())
     if len(digits) > CELLS:
         runs = _BARE_GRID.findall(re.sub(r"[^\w]", "", content))  # separators dropped, words kept
