@@ -111,6 +111,33 @@ def check_deepspeed_config(ds_config: dict[str, Any], grad_clip: float) -> None:
 __all__ = ["check_deepspeed_config", "configure_fsdp_wrapping", "fsdp_requested", "make_accelerator"]
 
 
+def half_precision_master_weights(optimizer: torch.optim.Optimizer, deepspeed: bool) -> str | None:
+    """Why the optimiser's own parameters in bfloat16/float16 will not train as the paper did, or ``None``.
+
+    FSDP with mixed precision keeps float32 master weights and DeepSpeed's bf16 engine keeps its own; a
+    single process or DDP optimises the parameters in the dtype they were loaded in. In bfloat16, AdamW at
+    SPEC §2's learning rate (5e-7) moves a weight by far less than half its ulp, so most updates round away,
+    and BGPO's n_t × micro-batch gradient chunks are summed in bfloat16 (its on-policy gradient no longer
+    equals VRPO-OL's)."""
+    if deepspeed:
+        return None
+    half = {
+        p.dtype
+        for group in optimizer.param_groups
+        for p in group["params"]
+        if p.dtype in (torch.bfloat16, torch.float16)
+    }
+    if not half:
+        return None
+    names = "/".join(sorted(str(d).removeprefix("torch.") for d in half))
+    return (
+        f"the trainable parameters are {names} and nothing keeps float32 master weights (no FSDP mixed precision, "
+        "no DeepSpeed): AdamW at a small learning rate rounds most updates away and gradients accumulate in "
+        f"{names}. Train float32 parameters (model.dtype: float32, with accelerate's mixed_precision for the "
+        "compute), launch with FSDP or DeepSpeed, or train LoRA adapters (model.lora)."
+    )
+
+
 def shutdown() -> None:
     """Leave the process group cleanly at the end of a launched run.
 

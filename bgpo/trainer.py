@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from .adapters import enable_activation_checkpointing
 from .config import ConfigError
-from .distributed import check_deepspeed_config, configure_fsdp_wrapping
+from .distributed import check_deepspeed_config, configure_fsdp_wrapping, half_precision_master_weights
 from .methods import Method
 from .models import DiffusionLM, load_model
 from .run_config import RunSettings, save_run_settings
@@ -130,9 +130,15 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
         )
+        from accelerate import DistributedType
+
         with warnings.catch_warnings():  # torch renames broadcast_buffers; accelerate still passes it
             warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
             prepared, optimizer = self.accelerator.prepare(model, optimizer)
+        deepspeed = self.accelerator.distributed_type == DistributedType.DEEPSPEED
+        problem = half_precision_master_weights(optimizer, deepspeed)
+        if problem is not None:
+            warnings.warn(problem, stacklevel=2)
         # The schedule is not prepared: accelerate would step it once per process. It is still checkpointed.
         self.accelerator.register_for_checkpointing(scheduler)
         return prepared, optimizer, scheduler

@@ -176,6 +176,77 @@ def test_gradients_are_synchronised_once_per_optimiser_step():
     assert lines[0]["grad_sum"] == pytest.approx(lines[1]["grad_sum"])  # both hold the averaged gradient
 
 
+class _CountingEngine:
+    """DeepSpeed's engine as accelerate drives it: an optimiser step only at an accumulation boundary."""
+
+    def __init__(self) -> None:
+        self.boundary, self.optimizer_steps = True, 0
+
+    def set_gradient_accumulation_boundary(self, is_boundary: bool) -> None:
+        self.boundary = is_boundary
+
+    def backward(self, loss, **kwargs) -> None:
+        loss.backward()
+
+    def step(self) -> None:
+        self.optimizer_steps += int(self.boundary)
+
+
+def test_deepspeed_takes_one_optimiser_step_per_mini_batch_not_per_chunk():
+    """Through accelerate's own DeepSpeed backward, on one process: BGPO's n_t chunks end in one engine step."""
+    from types import SimpleNamespace
+
+    from accelerate import Accelerator, DistributedType
+    from accelerate.state import GradientState
+    from accelerate.utils.deepspeed import DeepSpeedEngineWrapper
+
+    from bgpo.methods import accumulate_gradients, build_method
+    from bgpo.testing import random_batch, toy_model
+    from bgpo.training.update import UpdateStage
+
+    class Wrapped:  # the attributes of an Accelerator prepared with DeepSpeed that backward reads
+        distributed_type = DistributedType.DEEPSPEED
+        gradient_accumulation_steps = 1
+        gradient_state = GradientState()
+        sync_gradients = property(lambda self: self.gradient_state.sync_gradients)
+
+        def __init__(self) -> None:
+            self.deepspeed_engine_wrapped = DeepSpeedEngineWrapper(_CountingEngine())
+
+    acc = Wrapped()
+    stage = UpdateStage.__new__(UpdateStage)
+    stage.runtime, stage.model = SimpleNamespace(accelerator=acc, world=1), None
+    gen = torch.Generator().manual_seed(0)
+    model = toy_model("nano", num_hidden_layers=1)
+    batch = random_batch(model, generator=gen)
+    method = build_method("bgpo", {"n_t": 4})
+    state = method.prepare(model, batch, gen, on_policy=True)
+    no_sync = stage._no_sync if stage._defers_sync() else None
+    stats = accumulate_gradients(
+        method, model, batch, state, backward=lambda loss: Accelerator.backward(acc, loss), no_sync=no_sync
+    )
+    assert stats.chunks == 4 and acc.deepspeed_engine_wrapped.engine.optimizer_steps == 1
+    assert acc.sync_gradients  # restored for whatever runs next
+
+
+def test_half_precision_parameters_without_master_weights_are_flagged():
+    from bgpo.distributed import half_precision_master_weights
+
+    def adamw(dtype):
+        return torch.optim.AdamW([torch.nn.Parameter(torch.zeros(3, dtype=dtype))], lr=5e-7)
+
+    assert "bfloat16 and nothing keeps float32 master weights" in half_precision_master_weights(
+        adamw(torch.bfloat16), deepspeed=False
+    )
+    assert half_precision_master_weights(adamw(torch.bfloat16), deepspeed=True) is None  # the engine keeps them
+    assert half_precision_master_weights(adamw(torch.float32), deepspeed=False) is None
+    # why it matters: one AdamW step at SPEC §2's learning rate leaves a bfloat16 weight of 0.5 where it was
+    weight = torch.nn.Parameter(torch.full((4,), 0.5, dtype=torch.bfloat16))
+    weight.grad = torch.ones_like(weight)
+    torch.optim.AdamW([weight], lr=5e-7, weight_decay=0.0).step()
+    assert torch.equal(weight.detach(), torch.full((4,), 0.5, dtype=torch.bfloat16))
+
+
 def test_config_errors_name_the_key_and_the_valid_values(sft_model, tmp_path):
     config = write_config(tmp_path / "c.yaml", sft_model, tmp_path / "run")
     with pytest.raises(ConfigError, match=r"unknown key 'lerning_rate' in train.*did you mean 'learning_rate'"):

@@ -92,7 +92,7 @@ class UpdateStage:
                         micro_batch_size=cfg.micro_batch_size,
                         backward=acc.backward,
                         update=update,
-                        no_sync=self._no_sync if self.runtime.world > 1 else None,
+                        no_sync=self._no_sync if self._defers_sync() else None,
                     )
                     update_time += time.perf_counter() - start
                     start = time.perf_counter()
@@ -172,17 +172,31 @@ class UpdateStage:
             return None
         return rows if rows.numel() else torch.arange(1, device=rows.device)
 
+    def _defers_sync(self) -> bool:
+        """Whether the chunks before a mini-batch's last must run under :meth:`_no_sync`: with several processes,
+        and under DeepSpeed even with one (its engine steps the optimiser inside every backward it is not told
+        to defer)."""
+        return self.runtime.world > 1 or getattr(self.runtime.accelerator, "deepspeed_engine_wrapped", None) is not None
+
     @contextmanager
     def _no_sync(self) -> Iterator[None]:
-        """Suspend gradient synchronisation (DDP, FSDP: accelerate's no_sync; DeepSpeed: its accumulation boundary)."""
+        """Suspend gradient synchronisation (DDP, FSDP: accelerate's no_sync) and, under DeepSpeed, the engine's
+        optimiser step: SPEC §2 takes one optimiser step after all chunks of a mini-batch.
+
+        Under DeepSpeed both flags are held: accelerate ≥ 1.x sets the engine's accumulation boundary from its
+        own ``sync_gradients`` in every backward and steps the engine when it is true (overwriting a boundary
+        set on the engine alone); earlier versions step the engine in every backward, which the engine's own
+        boundary turns into a no-op."""
         acc = self.runtime.accelerator
         engine = getattr(acc, "deepspeed_engine_wrapped", None)
         if engine is None:
             with acc.no_sync(self.model):
                 yield
             return
+        acc.gradient_state._set_sync_gradients(False)
         engine.engine.set_gradient_accumulation_boundary(False)
         try:
             yield
         finally:
             engine.engine.set_gradient_accumulation_boundary(True)
+            acc.gradient_state._set_sync_gradients(True)
