@@ -13,7 +13,8 @@ its first EOS/EoT and decoded, graded by the task, aggregated by the task's eval
   ``sandbox`` backend that graded them.
 
 With temperature > 0 every example has its own generator seeded from (seed, index), so results do not depend
-on the batch size or the order of decoding.
+on the batch size or the order of decoding. Nor does padding: a model that attends to its padding (LLaDA's
+remote code ignores the attention mask) decodes prompts of one token length per batch, unpadded.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import pandas as pd
 import torch
 
 from .grading import scored_record, task_metrics
+from .kv_cache import attends_to_padding
 from .models import DiffusionLM
 from .protocols import CUSTOM, EvalSettings
 from .provenance import machine
@@ -77,6 +79,18 @@ def decode_responses(model: DiffusionLM, responses: torch.Tensor) -> list[str]:
     return texts
 
 
+def _batches(model: DiffusionLM, prompts: Sequence[str], batch_size: int) -> list[list[int]]:
+    """The prompts' indices in decoding batches: in order; for a model that attends to padding (LLaDA's remote
+    code), only prompts of one token length share a batch, so that none is padded and its completion does not
+    depend on the batch size or on its batch mates."""
+    if not attends_to_padding(model):
+        return [list(range(s, min(s + batch_size, len(prompts)))) for s in range(0, len(prompts), batch_size)]
+    by_length: dict[int, list[int]] = {}
+    for i, prompt in enumerate(prompts):
+        by_length.setdefault(len(model.tokenizer(prompt, add_special_tokens=False)["input_ids"]), []).append(i)
+    return [group[s : s + batch_size] for group in by_length.values() for s in range(0, len(group), batch_size)]
+
+
 def complete(
     model: DiffusionLM,
     prompts: Sequence[str],
@@ -99,13 +113,10 @@ def complete(
         work: if given, ``forward_rows`` and ``forward_tokens`` (the sampler's work) are added to it.
     """
     device = next(model.parameters()).device
-    completions: list[str] = []
-    for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start : start + batch_size]
-        ids, mask = encode_prompts(model, chunk)
-        generators = [
-            torch.Generator(device=device).manual_seed(seed * 1_000_003 + offset + start + i) for i in range(len(chunk))
-        ]
+    completions: list[str] = [""] * len(prompts)
+    for batch in _batches(model, prompts, batch_size):
+        ids, mask = encode_prompts(model, [prompts[i] for i in batch])
+        generators = [torch.Generator(device=device).manual_seed(seed * 1_000_003 + offset + i) for i in batch]
         out = generate(
             model,
             ids.to(device),
@@ -115,7 +126,8 @@ def complete(
             eos_token_ids=stop_ids(model),
             generator=generators,
         )
-        completions.extend(decode_responses(model, out.responses))
+        for i, text in zip(batch, decode_responses(model, out.responses), strict=True):
+            completions[i] = text
         if work is not None:
             work["forward_rows"] = work.get("forward_rows", 0) + out.forward_rows
             work["forward_tokens"] = work.get("forward_tokens", 0) + out.forward_tokens
@@ -173,7 +185,7 @@ def write_results(
         for record in records:
             f.write(json.dumps(record, default=str) + "\n")
     # cache and threshold too: approximate (cached, parallel) decoding is never mixed silently with exact numbers.
-    recorded = ("gen_length", "block_length", "steps", "temperature", "cache", "threshold")
+    recorded = ("gen_length", "block_length", "steps", "temperature", "cache", "threshold", "remasking")
     settings = {k: v for k, v in asdict(config).items() if k in recorded}
     if task.name in (backends := sandbox_backends([task])):  # code tasks: the sandbox that graded them
         settings["sandbox"] = backends[task.name]
@@ -227,6 +239,7 @@ def run_evaluation(
                 temperature=own.temperature,
                 cache=own.cache,
                 threshold=own.threshold,
+                remasking=own.remasking,
             )
             task_limit, task_random = own.limit, own.random_subset
         examples = task.load(split)

@@ -310,6 +310,12 @@ def _is_llada_shaped(base: nn.Module) -> bool:
     )
 
 
+def attends_to_padding(model: nn.Module) -> bool:
+    """True for LLaDA's remote code, whose attention ignores the attention mask: a left-padded prompt attends
+    to its padding, so its logits depend on how much padding its batch adds (the Llama presets mask it)."""
+    return _is_llada_shaped(_base(getattr(model, "backbone", model)))
+
+
 def runner_for(model: nn.Module, option: str = "sampler.cache") -> KVRunner:
     """The :class:`KVRunner` of ``model`` (a DiffusionLM, its backbone, or a model with ``kv_runner()``).
 

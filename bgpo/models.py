@@ -304,6 +304,11 @@ def load_model(
         config = AutoConfig.from_pretrained(name_or_path, **common)
     except (ValueError, KeyError) as err:  # an unknown model_type, or remote code not trusted
         raise ConfigError(f"cannot load the config of {name_or_path}: {err}") from None
+    except OSError as err:  # no such folder, and no hub id that can be reached (offline, or not on the hub)
+        raise ConfigError(
+            f"no model at {name_or_path}: not a model directory here, nor a hub model that can be reached "
+            f"({str(err).splitlines()[0]})"
+        ) from None
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, **common)
     except (OSError, ValueError) as err:

@@ -21,6 +21,7 @@ block_length``), the bad value and the valid choices or the closest valid name:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -253,8 +254,12 @@ def _check_train(config: Mapping[str, Any]) -> None:
         where = f"config.tasks.{key}.train" if key is not None else "config.train"
         if not isinstance(own, Mapping):
             raise ConfigError(f"{where} must be a mapping of trainer settings, got {own!r:.60}")
+        valid = {f.name for f in dataclasses.fields(TrainSettings)} | set(_PIPELINE_ONLY)
+        for name in own:  # the pipeline's own keys are valid here too (and suggested for their typos)
+            if name not in valid:
+                raise unknown_name_error("key", name, valid, where)
         merged = merge(config["train"], own)
-        _check_rollout_speedups(merged, where)
+        _check_pipeline_only(merged, where)
         settings = {k: v for k, v in merged.items() if k not in _PIPELINE_ONLY}
         for variant in variants:
             try:
@@ -266,10 +271,17 @@ def _check_train(config: Mapping[str, Any]) -> None:
                 raise ConfigError(message) from None
 
 
-def _check_rollout_speedups(train: Mapping[str, Any], where: str) -> None:
-    """``rollout_cache`` and ``rollout_threshold`` as the sampler will check them, named by their pipeline keys."""
+def _check_pipeline_only(train: Mapping[str, Any], where: str) -> None:
+    """The pipeline's own train keys (:data:`_PIPELINE_ONLY`), as their users will read them, named by their
+    pipeline keys: the rollout temperature, the checkpoint evaluations read, the rollout speed-ups."""
     from .kv_cache import CACHE_MODES
 
+    temperature = train.get("temperature", 0.6)
+    require(
+        isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature >= 0,
+        f"{where}.temperature must be a number ≥ 0, got {temperature!r}",
+    )
+    require_choice(train.get("checkpoint", "final"), ("final", "best"), f"{where}.checkpoint")
     require_choice(train.get("rollout_cache", "none"), CACHE_MODES, f"{where}.rollout_cache")
     threshold = train.get("rollout_threshold")
     require(

@@ -64,6 +64,7 @@ class EvalSettings:
     random_subset: bool = False
     cache: str = "none"  # the sampler's KV cache (bgpo.kv_cache); a named protocol pins none: exact decoding
     threshold: float | None = None  # confidence-threshold decoding; a named protocol pins None: the schedule
+    remasking: str = "low_confidence"  # LLaDA's (SPEC §6); a named protocol pins it
 
 
 @dataclass(frozen=True)
@@ -172,9 +173,9 @@ def resolve_settings(protocol: str, task: str, given: Mapping[str, Any], default
     """The settings of ``task``: the protocol's, checked against the ones given on the command line.
 
     ``given`` holds the options the user set (``gen_length``, ``block_length``, ``steps``, ``temperature``,
-    ``limit``, ``random_subset``, ``cache``, ``threshold``; unset ones absent or ``None``). Under ``custom``
-    they fill ``defaults``; under a named protocol each one given must equal the protocol's value (a different
-    one is an error naming the option), so that a row labelled with a protocol was produced by it.
+    ``limit``, ``random_subset``, ``cache``, ``threshold``, ``remasking``; unset ones absent or ``None``). Under
+    ``custom`` they fill ``defaults``; under a named protocol each one given must equal the protocol's value (a
+    different one is an error naming the option), so that a row labelled with a protocol was produced by it.
     """
     given = {k: v for k, v in given.items() if v is not None}
     found = get_protocol(protocol)
@@ -186,8 +187,13 @@ def resolve_settings(protocol: str, task: str, given: Mapping[str, Any], default
     pinned = found.settings(task, given.get("gen_length"))
     for key, value in given.items():
         if value != getattr(pinned, key):
-            exact = key in ("cache", "threshold")
-            why = " (a named protocol decodes exactly: no KV cache, no confidence threshold)" if exact else ""
+            exact = key in ("cache", "threshold", "remasking")
+            why = (
+                " (a named protocol decodes exactly as LLaDA: low-confidence remasking, no KV cache, no confidence "
+                "threshold)"
+                if exact
+                else ""
+            )
             raise ConfigError(
                 f"--{key.replace('_', '-')} {value} differs from protocol {protocol}'s {getattr(pinned, key)} for "
                 f"{task}{why}; drop the option, or drop --protocol (the results are then recorded as {CUSTOM})"

@@ -16,6 +16,7 @@ run's outputs (``config.yaml``).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -107,6 +108,11 @@ class DataSettings:
     def __post_init__(self) -> None:
         require(bool(self.tasks), "data.tasks must list at least one task (bgpo tasks lists them)")
         require(
+            self.eval_tasks is None or len(self.eval_tasks) >= 1,
+            "data.eval_tasks must list at least one task, or be null (= data.tasks); to evaluate nothing during "
+            "training set train.eval_every: 0",
+        )
+        require(
             self.eval_limit is None or self.eval_limit >= 1,
             f"data.eval_limit must be ≥ 1 or null, got {self.eval_limit}",
         )
@@ -186,6 +192,7 @@ class TrainSettings:
         require(self.steps >= 1, f"train.steps must be ≥ 1, got {self.steps}")
         require(self.group_size >= 2, f"train.group_size must be ≥ 2 (group advantages), got {self.group_size}")
         require(self.mini_batches >= 1, f"train.mini_batches must be ≥ 1, got {self.mini_batches}")
+        require(self.prompts_per_step >= 1, f"train.prompts_per_step must be ≥ 1, got {self.prompts_per_step}")
         require(
             self.prompts_per_step % self.mini_batches == 0,
             f"train.prompts_per_step ({self.prompts_per_step}) must be a multiple of train.mini_batches "
@@ -239,18 +246,24 @@ class RunSettings:
 
         ``location=False`` leaves ``output_dir`` out: a run copied to another folder resumes there.
         """
-        data = self.to_dict()
-        if not location:
-            del data["output_dir"]
-        # Sampler options added after runs were made (issue 19's KV cache) count only when set: an exact-decoding
-        # run keeps the hash it had, so it still resumes from its checkpoints and its results still match.
-        for section in ("rollout", "eval_sampler"):
-            sampler = data["train"][section]
-            for key, default in _HASH_NEUTRAL_SAMPLER_DEFAULTS.items():
-                if sampler.get(key) == default:
-                    del sampler[key]
-        text = json.dumps(data, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return config_digest(self.to_dict(), location=location)
+
+
+def config_digest(data: dict[str, Any], *, location: bool = True) -> str:
+    """:meth:`RunSettings.digest` of a resolved configuration as plain data (``RunSettings.to_dict()``, or the
+    ``config.yaml`` a run wrote)."""
+    data = copy.deepcopy(data)
+    if not location:
+        data.pop("output_dir", None)
+    # Sampler options added after runs were made (issue 19's KV cache) count only when set: an exact-decoding
+    # run keeps the hash it had, so it still resumes from its checkpoints and its results still match.
+    for section in ("rollout", "eval_sampler"):
+        sampler = data.get("train", {}).get(section) or {}
+        for key, default in _HASH_NEUTRAL_SAMPLER_DEFAULTS.items():
+            if sampler.get(key) == default:
+                del sampler[key]
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 # ---------------------------------------------------------------------------------------------- building

@@ -245,7 +245,9 @@ def generate(
     # Resolved before any work, so an unsupported model fails at once and by name.
     runner = None if config.cache == "none" else kv_cache.runner_for(model, "sampler.cache")
 
-    x = torch.cat([prompt_ids, torch.full((n, length), mask_token_id, device=device, dtype=prompt_ids.dtype)], dim=1)
+    # int64 throughout: the sampled tokens are int64, whatever integer type the caller's ids have.
+    prompt_ids = prompt_ids.long()
+    x = torch.cat([prompt_ids, torch.full((n, length), mask_token_id, device=device, dtype=torch.long)], dim=1)
     attn = torch.cat([prompt_mask.bool(), torch.ones(n, length, device=device, dtype=torch.bool)], dim=1)
     commit = torch.full((n, length), -1, dtype=torch.long, device=device)
     finished = torch.zeros(n, dtype=torch.bool, device=device)
@@ -289,8 +291,8 @@ def generate(
                 confidence = torch.where(is_masked, confidence, float("-inf"))  # committed stay committed
                 if config.threshold is None:
                     take = k[rows]
-                else:  # Fast-dLLM: every position above the threshold, at least the most confident one
-                    take = ((confidence > config.threshold) & is_masked).sum(-1).clamp_min(1)
+                else:  # Fast-dLLM: every position at or above the threshold, at least the most confident one
+                    take = ((confidence >= config.threshold) & is_masked).sum(-1).clamp_min(1)
                 rank = confidence.argsort(dim=-1, descending=True, stable=True).argsort(dim=-1)
                 transfer = (rank < take[:, None]) & is_masked  # (R, B): the `take` most confident
                 x[rows, lo:hi] = torch.where(transfer, x0, x[rows, lo:hi])

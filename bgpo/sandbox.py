@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ConfigError, require, require_choice
+from .errors import RunError
 
 BACKENDS = ("auto", "bwrap", "rlimit-unsafe")
 # Far above any real account's uid, and above 1,900,000-1,999,999, where graders of earlier versions (one
@@ -65,7 +66,7 @@ _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", 
 _HARNESS = Path(__file__).with_name("sandbox_harness.py")
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(RunError):
     """The requested isolation cannot be had here (bubblewrap missing or unable to create namespaces)."""
 
 

@@ -79,16 +79,20 @@ class Trainer:
         self.variant = load_variant(settings.method.variant)
         self.method: Method = self.variant.build(settings.method.config)
 
-        model = self._load_policy()
-        self.reference = _frozen_copy(model) if self.method.needs_reference else None
-        model.train()  # no dropout in these models; train() only matters for gradient checkpointing
-
         train_tasks = {name: build_task(name, data_dir=data.data_dir, **data.options(name)) for name in data.tasks}
         eval_names = data.eval_tasks if data.eval_tasks is not None else data.tasks
         eval_tasks = {
             name: train_tasks.get(name) or build_task(name, data_dir=data.data_dir, **data.options(name))
             for name in eval_names
         }
+        # A code task's sandbox is resolved now, before the model loads (minutes at paper scale): without
+        # bubblewrap the run stops here, with the message saying what to install.
+        sandbox_backends({**train_tasks, **eval_tasks}.values())
+
+        model = self._load_policy()
+        self.reference = _frozen_copy(model) if self.method.needs_reference else None
+        model.train()  # no dropout in these models; train() only matters for gradient checkpointing
+
         stream = PromptStream(_prompts(train_tasks, model.tokenizer), cfg.seed)
         self.model, self.optimizer, self.scheduler = self._optimiser(model)
 
@@ -194,7 +198,8 @@ class Trainer:
     def _start(self, resume: bool, overwrite: bool) -> bool:
         """Prepare the run folder and the state: resume from a checkpoint, or start afresh; returns whether
         a checkpoint was loaded."""
-        check_output_dir(self.out, resume=resume, overwrite=overwrite)  # every process: they raise alike
+        # Every process (they raise alike), before anything is written: a refused resume leaves the run intact.
+        check_output_dir(self.out, resume=resume, overwrite=overwrite, config_hash=self.settings.digest(location=False))
         self.runtime.wait()
         if self.is_main:
             if overwrite and self.out.exists():

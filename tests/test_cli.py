@@ -72,3 +72,30 @@ def test_then_stops_at_the_first_failing_command(tmp_path, capsys):
 def test_then_needs_a_command_on_both_sides():
     with pytest.raises(SystemExit, match="--then needs a command on both sides"):
         main(["methods", "--then"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--batch-size", "0"], "argument --batch-size: must be ≥ 1, got 0"),
+        (["--limit", "0"], "argument --limit: must be ≥ 1, got 0"),
+        (["--meta", "foo"], "--meta takes KEY=VALUE items, got 'foo'"),
+        (["--task-options", '{"gen_sudoku": 5}'], "--task-options.gen_sudoku must be a mapping"),
+        (["--task-options", "[1]"], "--task-options must be a JSON object of task names"),
+    ],
+)
+def test_evaluate_arguments_are_checked_before_the_model_loads(tmp_path, capsys, monkeypatch, extra, message):
+    monkeypatch.setattr("bgpo.models.load_model", lambda *a, **k: pytest.fail("the model was loaded first"))
+    command = ["evaluate", "--model", str(tmp_path / "m"), "--tasks", "gen_sudoku", "--out-dir", str(tmp_path), *extra]
+    try:
+        code = main(command)
+    except SystemExit as stop:  # argparse's own errors
+        code = stop.code
+    assert code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "metrics.csv").exists()
+
+
+def test_a_model_that_is_not_there_is_a_one_line_error(tmp_path, capsys):
+    code = main(["model", "info", str(tmp_path / "no_such_model")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"no model at {tmp_path / 'no_such_model'}" in err and "Traceback" not in err

@@ -79,6 +79,7 @@ def test_run_evaluation_writes_jsonl_and_tidy_metrics(model, tmp_path):
     assert first == second  # per-example generators: the batch size does not change sampled answers
     assert list(again.value) == list(frame.value)
     assert (frame["cache"] == "none").all() and frame["threshold"].isna().all()  # exact decoding, recorded
+    assert (frame["remasking"] == "low_confidence").all()
     fast = replace(config, cache="dual", threshold=0.9)
     approximate = run_evaluation(model, tasks[:1], tmp_path / "fast", fast, limit=6, batch_size=4, seed=3)
     assert (approximate["cache"] == "dual").all() and (approximate["threshold"] == 0.9).all()

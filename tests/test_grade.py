@@ -131,11 +131,13 @@ def test_options_that_contradict_a_protocol_are_errors():
         resolve_settings("d1", "sudoku", {"gen_length": 256, "limit": 10}, defaults)
     # Named protocols decode exactly: a KV cache or a confidence threshold is refused, saying why.
     assert resolve_settings("d1", "gsm8k", {"gen_length": 256, "cache": "none"}, defaults).cache == "none"
-    for option, value in (("cache", "dual"), ("threshold", 0.9)):
+    for option, value in (("cache", "dual"), ("threshold", 0.9), ("remasking", "random")):
         with pytest.raises(ConfigError, match=rf"--{option} {value} differs from protocol d1's .* decodes exactly"):
             resolve_settings("d1", "gsm8k", {"gen_length": 256, option: value}, defaults)
     fast = resolve_settings("custom", "gsm8k", {"cache": "prefix", "threshold": 0.9}, defaults)
     assert (fast.cache, fast.threshold) == ("prefix", 0.9)
+    assert resolve_settings("custom", "gsm8k", {"remasking": "random"}, defaults).remasking == "random"
+    assert resolve_settings("bgpo", "gsm8k", {"gen_length": 512}, defaults).remasking == "low_confidence"
 
 
 def test_evaluate_checks_the_protocol_before_loading_the_model(tmp_path, capsys):

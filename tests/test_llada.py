@@ -26,7 +26,7 @@ from bgpo.cli import main
 from bgpo.config import ConfigError
 from bgpo.memory import track_memory
 from bgpo.methods import accumulate_gradients, build_method
-from bgpo.models import DiffusionLM, load_model, preset_config
+from bgpo.models import DiffusionLM, build_model, load_model, preset_config
 from bgpo.sampler import SamplerConfig, generate
 from bgpo.selfcheck import check_model
 from bgpo.tasks import render_prompt
@@ -97,6 +97,21 @@ def test_the_block_sampler_decodes_with_it(tiny_llada):
     assert out.responses.shape == (2, 8)
     assert not (out.responses == MASK).any()
     assert torch.equal(out.sequences[:, :6], prompts)  # token ids: the prompt is copied, never written
+
+
+def test_evaluation_does_not_depend_on_batch_mates_although_llada_attends_to_padding(tiny_llada, tokenizer):
+    """LLaDA's attention ignores the padding mask, so evaluation batches prompts of one length only."""
+    from bgpo.evaluation import complete
+    from bgpo.kv_cache import attends_to_padding
+
+    model = load_model(tiny_llada, dtype="float64").eval()
+    assert attends_to_padding(model) and not attends_to_padding(build_model("nano", tokenizer))
+    texts = ("What is 2+3?", "Add twelve and thirty, step by step.")
+    prompts = [render_prompt(model.tokenizer, text) for text in texts]
+    config = SamplerConfig(gen_length=16, block_length=8, steps=16, temperature=0.0)
+    alone = [complete(model, [p], config, batch_size=1)[0] for p in prompts]
+    assert complete(model, prompts, config, batch_size=2) == alone
+    assert complete(model, prompts * 2, config, batch_size=3) == alone * 2  # order kept across length groups
 
 
 def test_activation_checkpointing_keeps_the_gradient_and_saves_memory(tiny_llada):

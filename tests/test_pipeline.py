@@ -158,11 +158,18 @@ def test_own_benchmarks_are_evaluated_in_the_training_jobs_or_in_separate_ones(t
     table1 = str(tmp_path / "results" / "table1.csv")
     resolve_budget(tmp_path, smoke_config(tmp_path))
     together = planned_jobs(snakemake(tmp_path, smoke_config(tmp_path), "-n", table1))
-    apart = planned_jobs(snakemake(tmp_path, smoke_config(tmp_path, evaluate={"in_training_job": False}), "-n", table1))
+    # Apart, and a task's own train section choosing the checkpoint its evaluations read.
+    tasks = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())["tasks"]
+    tasks["arithmetic"]["train"] = {**tasks["arithmetic"].get("train", {}), "checkpoint": "best"}
+    config = smoke_config(tmp_path, evaluate={"in_training_job": False}, tasks=tasks)
+    dry = snakemake(tmp_path, config, "-n", "-p", table1)
+    apart = planned_jobs(dry)
     # Table 1 of the smoke config: a base and 4 methods × 1 task × 1 seed, each evaluated on 1 benchmark.
     assert together["train"] == apart["train"] == 4 and together["base"] == apart["base"] == 1
     assert "evaluate_run" not in together and "evaluate_base" not in together
     assert apart["evaluate_run"] == 4 and apart["evaluate_base"] == 1
+    evaluations = [line for line in dry.stdout.splitlines() if " bgpo evaluate " in line and "/runs/" in line]
+    assert len(evaluations) == 4 and all(re.search(r"--model \S+/runs/\S+/best ", line) for line in evaluations)
 
 
 def test_every_job_gets_its_thread_count_and_passive_waiting(tmp_path):
@@ -270,6 +277,18 @@ def _smoke(**changes):
         (
             {"tasks__arithmetic__train": {"stpes": 3}},
             "unknown key 'stpes' in config.tasks.arithmetic.train (did you mean 'steps'?)",
+        ),
+        (  # the pipeline's own train keys are valid keys of a task's train section, and checked there
+            {"tasks__arithmetic__train": {"temprature": 0.5}},
+            "unknown key 'temprature' in config.tasks.arithmetic.train (did you mean 'temperature'?)",
+        ),
+        (
+            {"tasks__arithmetic__train": {"temperature": "hot"}},
+            "config.tasks.arithmetic.train.temperature must be a number ≥ 0, got 'hot'",
+        ),
+        (
+            {"tasks__arithmetic__train": {"checkpoint": "bset"}},
+            "config.tasks.arithmetic.train.checkpoint must be one of 'final', 'best', got 'bset'",
         ),
         (
             {"train__prompts_per_step": 3},

@@ -194,6 +194,25 @@ def test_stop_at_eos_fills_with_eos_and_skips_work():
     assert early.forward_rows < exact.forward_rows
 
 
+class _FixedLogits(nn.Module):
+    """The same logits for every row and call: token 5 certain (probability 1.0 in float64) everywhere."""
+
+    def forward(self, input_ids, attention_mask=None, logits_to_keep=0):
+        logits = torch.zeros(input_ids.shape[0], input_ids.shape[1], 8, dtype=torch.float64)
+        logits[..., 5] = 50.0
+        return logits[:, logits_to_keep]
+
+
+def test_threshold_commits_positions_at_the_threshold_and_any_integer_prompt_type():
+    # Fast-dLLM commits every position whose confidence is >= the threshold: at 1.0, all four in one pass.
+    config = SamplerConfig(gen_length=4, block_length=4, steps=4, threshold=1.0)
+    out = generate(_FixedLogits(), torch.tensor([[6, 7]]), None, config, mask_token_id=3, return_commit_steps=True)
+    assert out.commit_step[0].tolist() == [0, 0, 0, 0] and out.forward_rows == 1
+    for dtype in (torch.int32, torch.int16):  # ids of another integer type decode too (as int64)
+        small = generate(_FixedLogits(), torch.tensor([[6, 7]], dtype=dtype), None, config, mask_token_id=3)
+        assert small.sequences.tolist() == [[6, 7, 5, 5, 5, 5]]
+
+
 def test_threshold_decoding_fills_everything_in_fewer_passes(model, gen):
     prompts, mask = _prompts(model, gen)
     exact = _run(model, prompts, mask, SamplerConfig(gen_length=8, block_length=4, steps=8))

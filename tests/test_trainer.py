@@ -263,6 +263,25 @@ def test_config_errors_name_the_key_and_the_valid_values(sft_model, tmp_path):
         Trainer(load_run_settings(config, ["method.config={nt: 4}"]))
     with pytest.raises(ConfigError, match=r"prompts_per_step \(5\) must be a multiple of train\.mini_batches \(2\)"):
         load_run_settings(config, ["train.prompts_per_step=5", "method.variant=bgpo_offpolicy"])
+    for steps in (0, -4):
+        with pytest.raises(ConfigError, match=rf"train\.prompts_per_step must be ≥ 1, got {steps}"):
+            load_run_settings(config, [f"train.prompts_per_step={steps}"])
+    with pytest.raises(ConfigError, match=r"data\.eval_tasks must list at least one task, or be null"):
+        load_run_settings(config, ["data.eval_tasks=[]"])
+
+
+def test_a_code_task_without_bubblewrap_stops_before_the_model_loads(sft_model, tmp_path, monkeypatch):
+    from bgpo.errors import user_errors
+    from bgpo.sandbox import SandboxUnavailable
+
+    monkeypatch.setattr("bgpo.sandbox.bwrap_available", lambda: False)
+    monkeypatch.setattr("bgpo.trainer.load_model", lambda *a, **k: pytest.fail("the model was loaded first"))
+    config = write_config(tmp_path / "c.yaml", sft_model, tmp_path / "run")
+    settings = load_run_settings(config, ["data.tasks=[gen_code]", "data.task_options={gen_code: {train_size: 8}}"])
+    with pytest.raises(SandboxUnavailable, match="apt-get install bubblewrap") as caught:
+        Trainer(settings)
+    assert isinstance(caught.value, user_errors())  # the CLI prints its message, not a traceback
+    assert not (tmp_path / "run").exists()
 
 
 def test_variant_train_settings_apply_below_command_line_overrides(sft_model, tmp_path):
@@ -272,11 +291,16 @@ def test_variant_train_settings_apply_below_command_line_overrides(sft_model, tm
     assert load_run_settings(config).train.mini_batches == 1
 
 
-def test_resume_refuses_a_different_configuration(sft_model, tmp_path):
-    config = write_config(tmp_path / "c.yaml", sft_model, tmp_path / "run", steps=1, save_every=1)
+@pytest.mark.parametrize("save_every", [1, 0])
+def test_resume_refuses_a_different_configuration_and_leaves_the_run_intact(sft_model, tmp_path, save_every):
+    """With a checkpoint or without one (save_every: 0: nothing to resume, but a finished run to keep)."""
+    config = write_config(tmp_path / "c.yaml", sft_model, tmp_path / "run", steps=1, save_every=save_every)
     Trainer(load_run_settings(config)).train()
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()}
     with pytest.raises(ValueError, match="different configuration"):
         Trainer(load_run_settings(config, ["train.learning_rate=0.5"])).train(resume=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.is_file()} == before
+    Trainer(load_run_settings(config)).train(resume=True)  # the same configuration resumes (or reruns) there
 
 
 def test_prompt_stream_is_a_permutation_per_epoch():

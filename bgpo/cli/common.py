@@ -33,6 +33,17 @@ def load_yaml(path: Path | None) -> dict[str, Any]:
     return data
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer ≥ 1 (a batch size or a limit of 0 has no meaning)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
+    return value
+
+
 def json_option(text: str | None, flag: str) -> Any:
     """Parse a JSON command-line option, naming the flag when the JSON is malformed."""
     from ..config import ConfigError

@@ -32,7 +32,7 @@ def add_parser(sub: Subparsers) -> None:
         help="the protocol that generated the completions (bgpo, d1 or custom): recorded, and it names the "
         "headline metric (Sudoku: cell accuracy)",
     )
-    gr.add_argument("--task-options", help='JSON task options, e.g. {"backend": "rlimit"} or gen_code\'s style')
+    gr.add_argument("--task-options", help='JSON task options, e.g. {"backend": "rlimit-unsafe"} or gen_code\'s style')
     gr.add_argument("--split", default="test", help="the split the rows come from (only names their ids)")
     gr.set_defaults(func=run)
 

@@ -54,7 +54,12 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = list(args.set) + ([f"output_dir={args.output_dir}"] if args.output_dir else [])
     settings = load_run_settings(args.config, overrides)
     # Before the model is loaded (minutes at paper scale): a folder holding another run is refused at once.
-    check_output_dir(Path(settings.output_dir), resume=args.resume, overwrite=args.overwrite)
+    check_output_dir(
+        Path(settings.output_dir),
+        resume=args.resume,
+        overwrite=args.overwrite,
+        config_hash=settings.digest(location=False),
+    )
     from ..distributed import shutdown
 
     summary = Trainer(settings).train(resume=args.resume, overwrite=args.overwrite)

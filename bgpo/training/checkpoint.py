@@ -25,6 +25,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..config import ConfigError
 from ..errors import RunError, warn
 from .runtime import Runtime
@@ -37,9 +39,12 @@ RUN_FILES = ("config.yaml", "log.jsonl", "eval.jsonl", "checkpoints", "final", "
 
 
 # ------------------------------------------------------------------------------------------- the run folder
-def check_output_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
+def check_output_dir(out: Path, *, resume: bool, overwrite: bool, config_hash: str | None = None) -> None:
     """Raise unless a run may start in ``out``: it is absent or empty, or ``resume`` or ``overwrite`` is given.
 
+    With ``resume`` and ``config_hash`` (the run's ``digest(location=False)``), the run ``out`` holds must have
+    that configuration (its ``config.yaml``): resuming another configuration would overwrite its files, and
+    where it has no checkpoint (``save_every: 0``, or killed before the first save) nothing else would notice.
     Read-only, so every process can call it (and the CLI before loading a model).
     """
     if resume and overwrite:
@@ -49,7 +54,19 @@ def check_output_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
     if not out.is_dir():
         raise RunError(f"output_dir {out} is a file; choose another --output-dir")
     entries = sorted(p.name for p in out.iterdir())
-    if not entries or resume:
+    if not entries:
+        return
+    if resume:
+        stored = out / "config.yaml"
+        if config_hash is not None and stored.is_file():
+            from ..run_config import config_digest
+
+            held = config_digest(yaml.safe_load(stored.read_text()) or {}, location=False)
+            if held != config_hash:
+                raise ConfigError(
+                    f"{out} holds a run of a different configuration (hash {held}, now {config_hash}; its "
+                    "config.yaml says which); resume with the same config, or pass --overwrite to start again"
+                )
         return
     shown = ", ".join(entries[:6]) + (", …" if len(entries) > 6 else "")
     if not overwrite:

@@ -136,7 +136,7 @@ def run_dir(variant, task, nt, seed):
 
 def run_model(w):
     """The checkpoint of run ``w`` (wildcards variant, task, nt, seed) that evaluations read."""
-    return f"{run_dir(w.variant, w.task, w.nt, w.seed)}/{config['train'].get('checkpoint', 'final')}"
+    return f"{run_dir(w.variant, w.task, w.nt, w.seed)}/{train_settings(w.task).get('checkpoint', 'final')}"
 
 
 def run_meta(w):
