@@ -408,3 +408,12 @@ def test_deepcoder_bad_tests_name_the_row(tmp_path):
     (tmp_path / "deepcoder" / "taco.jsonl").write_text(json.dumps(row) + "\n")
     with pytest.raises(DataError, match=r"deepcoder/taco\.jsonl:1: unknown test type 'weird'"):
         build_task("deepcoder", data_dir=tmp_path, configs=["taco"]).load("train")
+
+
+def test_a_generated_row_without_what_grading_reads_names_the_row():
+    task = build_task("gen_code", train_size=0, test_size=2)
+    row = {"id": "c1", "question": "f(x,y) = x + y", "answer": "x+y", "meta": {}}
+    with pytest.raises(DataError, match=r"rows\.jsonl:4: gen_code rows need meta\.tests"):
+        task.example_from_row(Record(row, "rows.jsonl:4"))
+    good = task.load("test")[0]
+    assert task.example_from_row(Record(task.data_row(good), "rows.jsonl:5")).meta["tests"] == good.meta["tests"]

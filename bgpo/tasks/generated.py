@@ -43,6 +43,7 @@ class GeneratedTask(Task):
     """Common options and split logic of the generated tasks."""
 
     splits = ("train", "test")
+    meta_fields: tuple[str, ...] = ()  # what grading reads from ``meta``: a row without them is a DataError
 
     def __init__(self, data_dir: str | None = None, *, seed: int = 0, train_size: int = 2000, test_size: int = 256):
         super().__init__(data_dir)
@@ -87,6 +88,9 @@ class GeneratedTask(Task):
         meta = record.data.get("meta") or {}
         if not isinstance(meta, dict):
             raise DataError(f"{record.source}: field 'meta' must be an object, got {type(meta).__name__}")
+        missing = [name for name in self.meta_fields if name not in meta]
+        if missing:
+            raise DataError(f"{record.source}: {self.name} rows need meta.{missing[0]} (as `bgpo data` writes them)")
         return Example(
             id=str(record.data.get("id", f"{self.name}/{split}/{index}")),
             question=record.get("question", str),
@@ -170,6 +174,8 @@ class GenSudoku(SudokuTaskMixin, GeneratedTask):
 @register_task("gen_countdown")
 class GenCountdown(CountdownTaskMixin, GeneratedTask):
     """Generated 3-number Countdown with a reachable target."""
+
+    meta_fields = ("numbers",)
 
     display_name = "Countdown"
     strict_answers = True  # the misformatted demonstrations (no closing tag) must score 0
@@ -292,6 +298,7 @@ class GenCode(GeneratedTask):
     """
 
     display_name = "Code"
+    meta_fields = ("tests",)
 
     def __init__(
         self,
