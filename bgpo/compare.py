@@ -16,9 +16,11 @@ own spread resolving that too, and is **unresolved** when the run cannot tell. `
 when a conclusion flips.
 
 Rows are matched by label, ignoring a leading ``+ `` (the paper's rows), and a first row naming the starting
-policy (``base (SFT)``, ``LLaDA-8B-Instruct``) is ``base``; columns by name. Tables with no cell in common
-are listed as such. Scales differ between a tiny model and LLaDA-8B, so against ``results/paper/`` only the
-conclusions are meaningful, which the report says.
+policy (``base (SFT)``, ``LLaDA-8B-Instruct``) is ``base``; columns by name; a table with no cell in common adds
+no line. Cells with a 95% interval (``table1_paired``, Table 2's gradient std) are compared cell by cell, with
+(high − low) / 4 as their spread, and form no conclusions; a run's cell without a spread (one seed) resolves
+none, so it leaves a conclusion unresolved rather than flipped. Scales differ between a tiny model and
+LLaDA-8B, so against ``results/paper/`` only the conclusions are meaningful, which the report says.
 """
 
 from __future__ import annotations
@@ -35,15 +37,27 @@ from .config import ConfigError
 
 K_SPREAD = 2.0  # a difference inside k · combined std counts as agreeing (≈ 95% for a difference of means)
 MIN_GAP = 1.0  # points: two cells closer than this resolve no ordering, even without a stated spread (the paper)
-_CELL = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(?:±\s*(\d+(?:\.\d+)?))?\s*$")
+_NUM = r"[-+−]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
+# "79.6 ± 0.2", "60.1", "+1.8 [-1.1, +4.7]" (a paired difference), "0.0417 [0.036, 0.0476]", "1.14e-05"
+_CELL = re.compile(
+    rf"^\s*({_NUM})\s*(?:±\s*({_NUM})|\[\s*({_NUM})\s*,\s*({_NUM})\s*\])?\s*(?:\(n = \d+\))?\s*$", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One table cell: mean and standard deviation (0 when the table gives none)."""
+    """One table cell: mean and standard deviation (0 when the table gives none).
+
+    ``spread``: whether the table stated one (``±`` or an interval). A run's cell without one (a single seed)
+    cannot resolve a conclusion. ``interval``: the cell is an estimate with a 95% interval (a paired difference,
+    a gradient std), read as mean ± (high − low) / 4, about its standard error; such rows are compared cell by
+    cell only, not ordered against each other.
+    """
 
     mean: float
     std: float
+    spread: bool = True
+    interval: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,13 +89,17 @@ class Conclusion:
 
 
 def parse_cell(text: object) -> Cell | None:
-    """``"79.6 ± 0.2"`` → Cell(79.6, 0.2); ``"60.1"`` → Cell(60.1, 0); ``"–"`` or empty → None."""
+    """``"79.6 ± 0.2"`` → Cell(79.6, 0.2); ``"60.1"`` → Cell(60.1, 0, spread=False); ``"+1.8 [-1.1, +4.7]"``
+    → Cell(1.8, 1.45, interval=True); ``"–"`` or empty → None."""
     if text is None or (isinstance(text, float) and math.isnan(text)):
         return None
-    match = _CELL.match(str(text))
+    match = _CELL.match(str(text).replace("−", "-"))
     if not match:
         return None
-    return Cell(float(match.group(1)), float(match.group(2) or 0.0))
+    mean, std, low, high = (None if g is None else float(g) for g in match.groups())
+    if low is not None and high is not None:
+        return Cell(mean, (high - low) / 4, spread=True, interval=True)
+    return Cell(mean, std or 0.0, spread=std is not None)
 
 
 _BASE = re.compile(r"\bbase\b|Instruct", re.IGNORECASE)  # "base (SFT)", "LLaDA-8B-Instruct": the starting policy
@@ -142,14 +160,16 @@ def compare_tables(
         present = [r for r in rows if column in reference[r] and column in run[r]]
         for a, b in itertools.combinations(present, 2):
             ref_a, ref_b = reference[a][column], reference[b][column]
-            if not _resolved(ref_a, ref_b):
+            if ref_a.interval or ref_b.interval or not _resolved(ref_a, ref_b):
                 continue
             better, worse = (a, b) if ref_a.mean > ref_b.mean else (b, a)
             kind = "rl_beats_base" if "base" in (a, b) else "ordering"
             mine_better, mine_worse = run[better][column], run[worse][column]
-            if mine_better.mean > mine_worse.mean and _resolved(mine_better, mine_worse):
+            # A run's cell without a spread (one seed) resolves nothing: it can neither confirm nor flip.
+            known = mine_better.spread and mine_worse.spread
+            if known and mine_better.mean > mine_worse.mean and _resolved(mine_better, mine_worse):
                 status = "holds"
-            elif mine_better.mean < mine_worse.mean and _resolved(mine_better, mine_worse):
+            elif known and mine_better.mean < mine_worse.mean and _resolved(mine_better, mine_worse):
                 status = "flipped"
             else:
                 status = "unresolved"

@@ -104,7 +104,7 @@ def build_table(
             if "source" in col:
                 out.update(_joined_cell(_source(sources, col), row, col))
                 continue
-            values = _cell(runs, spec, row, col)["value"].astype(float) * col.get("scale", scale)
+            values = seed_values(_cell(runs, spec, row, col), col, row["label"]) * col.get("scale", scale)
             out[col["label"]] = values.mean() if len(values) else math.nan
             out[f"{col['label']}_std"] = values.std(ddof=1) if len(values) > 1 else 0.0 if len(values) else math.nan
             out[f"{col['label']}_n"] = len(values)
@@ -153,6 +153,31 @@ def _joined_cell(frame: pd.DataFrame, row: dict[str, Any], col: dict[str, Any]) 
         out[f"{label}_low"] = float(cell["low"].iloc[0]) * col.get("scale", 1.0)
         out[f"{label}_high"] = float(cell["high"].iloc[0]) * col.get("scale", 1.0)
     return out
+
+
+def seed_values(cell: pd.DataFrame, col: Mapping[str, Any], row_label: str) -> pd.Series:
+    """A cell's value per seed, missing scores dropped: the sample its mean, ± and n are computed from.
+
+    A column with ``average`` (Table 1's cost columns: ``train_task``) first averages each seed's rows over
+    that key, so its ± is the spread over seeds of the average. Otherwise a seed must have one row: several
+    would be averaged as if they were one measurement (``runs.csv`` holds out-of-domain, n_t and length runs
+    beside Table 1's), so that is an error naming the columns where they differ. Rows without a ``seed``
+    column count one each.
+    """
+    values = cell.assign(value=pd.to_numeric(cell["value"], errors="coerce")).dropna(subset=["value"])
+    if "seed" not in values.columns:
+        return values["value"].reset_index(drop=True)
+    counts = values.groupby("seed").size()
+    if not col.get("average") and bool((counts > 1).any()):
+        seed = counts[counts > 1].index[0]
+        rows = values[values["seed"] == seed]
+        differ = [c for c in rows.columns if c != "value" and rows[c].astype(str).nunique() > 1]
+        raise ValueError(
+            f"table cell {row_label!r} × {col['label']!r}: seed {seed} has {len(rows)} rows (they differ in "
+            f"{', '.join(differ) or 'nothing'}); pin the cell with the row's or column's where, or give the column "
+            "an 'average' key to average them per seed"
+        )
+    return values.groupby("seed")["value"].mean()
 
 
 def _cell(runs: pd.DataFrame, spec: dict[str, Any], row: dict[str, Any], col: dict[str, Any]) -> pd.DataFrame:
@@ -282,11 +307,22 @@ def run_costs(log: Path, meta: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# Beyond 30 degrees of freedom: the quantile at the tabulated df at or below (a slightly wider interval, never a
+# narrower one; the quantile falls with df): 2.042 from 31, 2.021 from 40, …, 1.962 from 1000.
+_T975_LARGE = ((40, 2.021), (60, 2.000), (120, 1.980), (1000, 1.962))
+
+
 def t_quantile(df: int) -> float:
     """Student's t 97.5% quantile with ``df`` degrees of freedom (the half-width factor of a 95% interval)."""
     if df < 1:
         return math.nan
-    return _T975[df - 1] if df <= len(_T975) else 1.96
+    if df <= len(_T975):
+        return _T975[df - 1]
+    value = _T975[-1]
+    for start, quantile in _T975_LARGE:
+        if df >= start:
+            value = quantile
+    return value
 
 
 def paired_differences(runs: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
@@ -303,8 +339,8 @@ def paired_differences(runs: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame
     for pair in spec["pairs"]:
         out: dict[str, Any] = {"row": pair["label"]}
         for col in spec["columns"]:
-            a = _cell(runs, spec, {"where": pair["a"]}, col).groupby("seed")["value"].mean().astype(float)
-            b = _cell(runs, spec, {"where": pair["b"]}, col).groupby("seed")["value"].mean().astype(float)
+            a = seed_values(_cell(runs, spec, {"where": pair["a"]}, col), col, pair["label"])
+            b = seed_values(_cell(runs, spec, {"where": pair["b"]}, col), col, pair["label"])
             d = (a - b).dropna() * col.get("scale", scale)
             mean = d.mean() if len(d) else math.nan
             half = t_quantile(len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else math.nan

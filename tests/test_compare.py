@@ -11,7 +11,7 @@ from bgpo.compare import Cell, compare, parse_cell
 from bgpo.config import ConfigError
 
 REFERENCE = """row,Sudoku,Countdown
-base (SFT),60.0,28.0
+base (SFT),60.0 ± 1.0,28.0 ± 1.0
 diffu-GRPO,70.0 ± 1.0,33.0 ± 1.0
 BGPO,80.0 ± 1.0,34.0 ± 1.0
 """
@@ -25,8 +25,26 @@ def _write(path: Path, text: str) -> Path:
 
 def test_cells_parse_with_and_without_a_spread():
     assert parse_cell("79.6 ± 0.2") == Cell(79.6, 0.2)
-    assert parse_cell("60.1") == Cell(60.1, 0.0)
+    assert parse_cell("60.1") == Cell(60.1, 0.0, spread=False)
     assert parse_cell("–") is None and parse_cell(float("nan")) is None
+    # a paired difference or a gradient std with its 95% interval: (high - low) / 4 as the spread
+    assert parse_cell("+1.8 [-1.1, +4.7]") == Cell(1.8, pytest.approx(1.45), interval=True)
+    assert parse_cell("1.62e-02 [1.50e-02, 1.75e-02]") == Cell(0.0162, pytest.approx(0.000625), interval=True)
+
+
+def test_a_single_seed_run_flips_nothing_and_interval_tables_compare_cell_by_cell(tmp_path):
+    ref = _write(tmp_path / "ref" / "table1.csv", REFERENCE)
+    one_seed = "row,Sudoku,Countdown\nbase (SFT),62.0,28.0\ndiffu-GRPO,75.0,33.0\nBGPO,60.5,34.0\n"
+    _, conclusions = compare(_write(tmp_path / "run" / "table1.csv", one_seed).parent, ref.parent)
+    sudoku = {c.claim: c.status for c in conclusions if c.column == "Sudoku"}
+    assert sudoku["BGPO > base"] == sudoku["BGPO > diffu-GRPO"] == "unresolved"  # no spread: no evidence either way
+    paired = 'row,Sudoku\nBGPO − VRPO-OL,"+1.8 [-1.1, +4.7]"\nBGPO − diffu-GRPO,"+3.6 [-3.3, +10.5]"\n'
+    _write(tmp_path / "ref" / "table1_paired.csv", paired)
+    _write(tmp_path / "run" / "table1_paired.csv", paired.replace("+1.8 [-1.1, +4.7]", "+9.0 [+8.0, +10.0]"))
+    diffs, conclusions = compare(tmp_path / "run", tmp_path / "ref")
+    cells = {(d.table, d.row): d.inside for d in diffs if d.table == "table1_paired"}
+    assert cells == {("table1_paired", "BGPO − VRPO-OL"): False, ("table1_paired", "BGPO − diffu-GRPO"): True}
+    assert not [c for c in conclusions if c.table == "table1_paired"]  # differences are not ordered
 
 
 def test_a_reproduction_within_the_spread_holds_every_resolved_conclusion(tmp_path, capsys):

@@ -32,7 +32,11 @@ def test_tables_keep_one_protocol_and_say_which(tmp_path):
     table = write_table(runs, {**SPEC, "protocol": "bgpo"}, tmp_path / "t.csv", tmp_path / "t.md")
     assert table["GSM8K"].iloc[0] == 82.0 and table["GSM8K_n"].iloc[0] == 2  # the d1 row is not averaged in
     assert "Evaluation protocol: bgpo (BGPO paper" in (tmp_path / "t.md").read_text()
-    write_table(runs, SPEC, tmp_path / "u.csv", tmp_path / "u.md")  # no protocol filter: the mix is flagged
+    # No protocol filter: seed 0's two scores (bgpo, d1) are not averaged into one, the error says where they differ
+    with pytest.raises(ValueError, match=r"'BGPO' × 'GSM8K': seed 0 has 2 rows \(they differ in protocol\)"):
+        write_table(runs, SPEC, tmp_path / "u.csv", tmp_path / "u.md")
+    other_seed = aggregate([*files[:2], metrics_csv(tmp_path / "d.csv", "d1", 0.70, 2)], "abc")
+    write_table(other_seed, SPEC, tmp_path / "u.csv", tmp_path / "u.md")  # a mix across seeds is flagged
     assert "Evaluation protocols (mixed: cells may not be comparable): bgpo" in (tmp_path / "u.md").read_text()
 
 
@@ -87,6 +91,35 @@ def test_a_runs_costs_come_from_its_log_and_feed_cost_columns(tmp_path):
     column = {"label": "saved MiB", "benchmark": "cost", "metric": "peak_saved_mib", "scale": 1}
     spec = {"rows": [{"label": "BGPO", "where": {"method": "bgpo"}}], "protocol": "custom", "columns": [column]}
     assert build_table(runs, spec).iloc[0]["saved MiB"] == 3.0  # no protocol filter, its own scale
+
+
+def test_a_cell_is_one_value_per_seed():
+    """n counts seeds with a score (missing ones dropped); a cost column averages each seed over its tasks first,
+    so its ± is a spread over seeds; several rows of one seed elsewhere are an error, not an average."""
+    from bgpo.report import build_table, t_quantile
+
+    def row(value, seed, task="sudoku", benchmark="sudoku", metric="cell_accuracy"):
+        return {"kind": "rl", "method": "bgpo", "train_task": task, "benchmark": benchmark, "metric": metric,
+                "value": value, "seed": seed, "protocol": "custom"}  # fmt: skip
+
+    scores = pd.DataFrame([row(0.5, 0), row(float("nan"), 1), row(0.7, 2)])
+    spec = {"rows": [{"label": "BGPO", "where": {"method": "bgpo"}}], "protocol": "custom",
+            "columns": [{"label": "Sudoku", "benchmark": "sudoku", "metric": "cell_accuracy"}]}  # fmt: skip
+    cell = build_table(scores, spec).iloc[0]
+    assert (cell["Sudoku"], cell["Sudoku_n"]) == (pytest.approx(60.0), 2)
+    # Costs of two tasks per seed: per-seed averages 15, 17, 16 -> ± 1.0 (pooled over tasks it would be ± 5.9)
+    per_seed = [(10, 20), (12, 22), (11, 21)]
+    costs = pd.DataFrame([row(v, s, t, "cost", "peak_saved_mib") for s, pair in enumerate(per_seed)
+                          for t, v in zip(("sudoku", "code"), pair, strict=True)])  # fmt: skip
+    column = {"label": "MiB", "benchmark": "cost", "metric": "peak_saved_mib", "scale": 1, "average": "train_task"}
+    cost = build_table(costs, {**spec, "columns": [column]}).iloc[0]
+    assert (cost["MiB"], cost["MiB_std"], cost["MiB_n"]) == (pytest.approx(16.0), pytest.approx(1.0), 3)
+    with pytest.raises(ValueError, match=r"'BGPO' × 'MiB': seed 0 has 2 rows \(they differ in train_task\)"):
+        build_table(costs, {**spec, "columns": [{k: v for k, v in column.items() if k != "average"}]})
+    # Beyond the table of t quantiles the interval never narrows below the tabulated df's
+    assert (
+        t_quantile(30) == 2.042 and t_quantile(35) == 2.042 and t_quantile(40) == 2.021 and t_quantile(10**4) == 1.962
+    )
 
 
 def test_a_column_can_join_the_gradient_diagnostics(tmp_path):
