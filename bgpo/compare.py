@@ -102,7 +102,9 @@ def parse_cell(text: object) -> Cell | None:
     return Cell(mean, std or 0.0, spread=std is not None)
 
 
-_BASE = re.compile(r"\bbase\b|Instruct", re.IGNORECASE)  # "base (SFT)", "LLaDA-8B-Instruct": the starting policy
+# "base (SFT)", "LLaDA-8B-Instruct": every row's starting policy. Not "SFT base of sudoku" (Table 4 of the default:
+# one task's base, which the rows trained on other tasks did not start from, so "RL beats base" means nothing there).
+_BASE = re.compile(r"^base\b|Instruct", re.IGNORECASE)
 
 
 def _row_key(label: object, first: bool) -> str:

@@ -495,11 +495,16 @@ def _table_spec(name):
                 "columns": _columns(benches)}
     if name == "table4_ood":
         spec = tables["table4"]
-        rows = [{"label": _base_label(), "where": {"kind": "base"}}]
+        # With SFT bases per task, the base row is one task's: not the starting policy of the other rows, so it is
+        # labelled by its task (bgpo compare then draws no "RL beats base" conclusion from it).
+        sft = config["model"]["source"] == "sft"
+        base = f"SFT base of {spec['tasks'][0]}" if sft else _base_label()
+        rows = [{"label": base, "where": {"kind": "base"}}]
         rows += [{"label": f"{_label(spec['variant'])} trained on {t}", "where": {"kind": "rl", "train_task": t}}
                  for t in spec["tasks"]]
         return {"title": "Table 4: out-of-domain evaluation", "rows": rows, "columns": _columns(BENCHMARKS),
-                "note": f"The base row is the base of {spec['tasks'][0]}."}
+                **({"note": f"The base row is the base of {spec['tasks'][0]}; each other row started from the base "
+                            "of its own training task."} if sft else {})}
     if name == "table6_length":
         spec = tables["table6"]
         rows = []
