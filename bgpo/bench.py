@@ -334,8 +334,11 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _update(algorithm, model, batch, seed: int, micro_batch_size: int | None, params, device: str) -> dict:
-    """One on-policy update without the optimiser: prepare at θ_old, then likelihood + backward (tracked)."""
+def _update(
+    algorithm, model, batch, seed: int, micro_batch_size: int | None, params, device: str, reset_peaks: bool = True
+) -> dict:
+    """One on-policy update without the optimiser: prepare at θ_old, then likelihood + backward (tracked; with
+    ``reset_peaks`` False the RSS and CUDA peaks stay those of the caller's window)."""
     from .memory import track_memory
     from .methods import accumulate_gradients
 
@@ -345,7 +348,7 @@ def _update(algorithm, model, batch, seed: int, micro_batch_size: int | None, pa
     state = algorithm.prepare(model, batch, gen, on_policy=True)
     _sync(device)
     prepare = time.perf_counter() - start
-    with track_memory(exclude=params) as memory:
+    with track_memory(exclude=params, reset_peaks=reset_peaks) as memory:
         start = time.perf_counter()
         accumulate_gradients(algorithm, model, batch, state, micro_batch_size=micro_batch_size)
         _sync(device)
@@ -399,9 +402,10 @@ def memory_point(
     The step is a rollout (the block-wise sampler at T = 1), ``prepare`` at θ_old, the method's likelihood terms
     and backward (the shared driver, on-policy), and an optimiser step (AdamW, its states included in the CUDA
     peak and the RSS, or none). With ``repeats`` > 1 the update is run that many times and the times are medians
-    (the memory peaks are the largest). Peaks: bytes saved for backward during likelihood-and-backward, the
-    process's peak RSS (meaningful in a fresh process), and ``torch.cuda.max_memory_allocated`` over the whole
-    step on a GPU.
+    (the memory peaks are the largest). Peaks: bytes saved for backward during likelihood-and-backward; the peak
+    RSS and ``torch.cuda.max_memory_allocated`` (on a GPU) over the whole step, rollout to optimiser step
+    (``rss_scope`` ``step``; ``process``, the process's lifetime peak, where Linux's peak-RSS reset is not
+    allowed: meaningful in a fresh process).
     """
     import statistics
 
@@ -409,21 +413,26 @@ def memory_point(
     algorithm, config = _bench_method(method, n_t, samples_per_chunk)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-6) if optimizer == "adamw" else None
+    from .memory import read_peak_rss, reset_peak_rss
+
+    # One window for the whole step (rollout, prepare, likelihood and backward, optimiser step): the update's own
+    # tracking leaves the RSS and CUDA peaks alone.
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
+    window = reset_peak_rss()
     batch, rollout = _random_rollout(model, responses, prompt_length, length, block_length, rollout_steps, seed,
                                      device)  # fmt: skip
     runs = []
     for _ in range(max(1, repeats)):
         model.zero_grad(set_to_none=True)
-        runs.append(_update(algorithm, model, batch, seed, micro_batch_size, params, device))
+        runs.append(_update(algorithm, model, batch, seed, micro_batch_size, params, device, reset_peaks=False))
     start = time.perf_counter()
     if opt is not None:
         opt.step()
         opt.zero_grad(set_to_none=True)
     _sync(device)
     optimiser_time = time.perf_counter() - start
-    memory = runs[0]["memory"]
+    peak_rss = read_peak_rss(window)  # after the optimiser step: its states are in the peak
     cuda_peak = torch.cuda.max_memory_allocated() if device.startswith("cuda") else None
     return {
         "method": method,
@@ -438,8 +447,8 @@ def memory_point(
         "optimiser_s": optimiser_time,
         "repeats": len(runs),
         "peak_saved_bytes": max(r["memory"].peak_saved_bytes for r in runs),
-        "peak_rss_bytes": memory.peak_rss_bytes,
-        "rss_scope": memory.rss_scope,
+        "peak_rss_bytes": peak_rss,
+        "rss_scope": "step" if window else "process",
         "cuda_peak_bytes": cuda_peak,
         "optimizer": optimizer,
         "gradient_checkpointing": gradient_checkpointing,

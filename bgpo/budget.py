@@ -10,8 +10,12 @@ activations, or, for BGPO, nothing; so few candidates need measuring).
 
 The training shape is a full micro-batch of responses of the task's response length after prompts as long as
 the task's longest rendered training prompt (a training micro-batch is padded to its longest prompt, so this
-bounds every step). Activation sizes depend on shapes alone, so random prompts and rollouts stand in for real
-ones, and the weights need not be trained: the pipeline measures on new weights of its preset.
+bounds every step). Activation sizes depend on shapes, so random prompts and rollouts stand in for real ones,
+and the weights need not be trained: the pipeline measures on new weights of its preset. One thing besides
+shapes moves them: only masked positions go through the LM head, so the logits saved grow with how many tokens
+a step's draw masks. The budget measures one draw: at the default's vocabulary of 96 the spread over draws is
+negligible (VRPO-OL n_t = 4 at the Sudoku shape: 295.64–295.75 MiB over 6 draws); with a 32,000-token
+vocabulary it reaches ±7–12% (VRPO-OL n_t = 2: 98–112 MiB), so leave that much headroom in ``saved_mib`` there.
 """
 
 from __future__ import annotations

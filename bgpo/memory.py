@@ -129,15 +129,29 @@ def _lifetime_peak_rss() -> int:
     return peak if sys.platform == "darwin" else peak * 1024  # kilobytes on Linux, bytes on macOS
 
 
+def reset_peak_rss() -> bool:
+    """Start a new peak-RSS window (Linux ``clear_refs``); False where the kernel does not allow it."""
+    return _reset_hwm()
+
+
+def read_peak_rss(window: bool) -> int:
+    """The peak RSS since :func:`reset_peak_rss` (``window`` = what it returned), else the process's lifetime peak."""
+    hwm = _read_hwm_bytes() if window else None
+    return hwm if hwm is not None else _lifetime_peak_rss()
+
+
 @contextmanager
 def track_memory(
-    exclude: Iterable[Tensor] = (), cuda_device: torch.device | int | None = None
+    exclude: Iterable[Tensor] = (), cuda_device: torch.device | int | None = None, *, reset_peaks: bool = True
 ) -> Iterator[MemoryReport]:
     """Measure peak saved-for-backward bytes, peak RSS and the CUDA peak of the enclosed code.
 
     Args:
         exclude: tensors whose storages are not counted (pass ``model.parameters()``).
         cuda_device: the CUDA device to watch; default the current one where CUDA is available.
+        reset_peaks: start the RSS and CUDA peaks here (the default); False leaves a window the caller opened
+            over more than the enclosed code alone (``bench.memory_point``: the whole step) untouched, and the
+            report's RSS and CUDA peaks are then those of that window so far.
 
     Yields:
         A :class:`MemoryReport`, filled in on exit.
@@ -147,9 +161,10 @@ def track_memory(
     use_cuda = torch.cuda.is_available()
     if use_cuda:
         torch.cuda.synchronize(cuda_device)
-        torch.cuda.reset_peak_memory_stats(cuda_device)
-    reset = _reset_hwm()
-    report.rss_scope = "context" if reset else "process"
+        if reset_peaks:
+            torch.cuda.reset_peak_memory_stats(cuda_device)
+    reset = _reset_hwm() if reset_peaks else _read_hwm_bytes() is not None
+    report.rss_scope = ("context" if reset_peaks else "window") if reset else "process"
     try:
         with torch.autograd.graph.saved_tensors_hooks(lambda t: _Packed(t, counter), lambda p: p.tensor):
             yield report

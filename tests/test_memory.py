@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import torch
 
 from bgpo.diffusion import draw_masks, elbo_terms
@@ -73,3 +76,19 @@ def test_bench_chunks_memory_follows_k_and_targets_are_reported():
     assert saved[("bgpo", 4, 2)] > 1.8 * saved[("bgpo", 4, 1)]
     assert abs(saved[("bgpo", 4, 4)] / saved[("vrpo_ol", 4, 4)] - 1) < 0.01
     assert len(targets) == 3 and targets["value"].gt(0).all() and "met" in targets
+
+
+def test_a_memory_points_rss_covers_the_whole_step_optimiser_states_included():
+    """`bench memory`'s RSS peak is over the step up to the optimiser step: AdamW's two states per parameter
+    (8 bytes each, ~48 MiB for the small preset's ~6.3M parameters) are in it. Fresh processes: RSS is per process."""
+    code = (
+        "import sys; from bgpo.bench import memory_point; "
+        "r = memory_point(method='bgpo', n_t=1, preset='small', responses=4, prompt_length=8, length=8, "
+        "block_length=8, optimizer=sys.argv[1]); print(r['peak_rss_bytes'], r['rss_scope'])"
+    )
+    peaks = {}
+    for optimizer in ("adamw", "none"):
+        out = subprocess.run([sys.executable, "-c", code, optimizer], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        peaks[optimizer] = int(out.stdout.split()[-2])  # the step's window, or the process's lifetime peak
+    assert peaks["adamw"] - peaks["none"] > 30 * 2**20

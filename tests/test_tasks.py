@@ -417,3 +417,9 @@ def test_a_generated_row_without_what_grading_reads_names_the_row():
         task.example_from_row(Record(row, "rows.jsonl:4"))
     good = task.load("test")[0]
     assert task.example_from_row(Record(task.data_row(good), "rows.jsonl:5")).meta["tests"] == good.meta["tests"]
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, 1.5])
+def test_gen_sudoku_grid_fraction_outside_zero_one_is_refused(fraction):
+    with pytest.raises(DataError, match=r"test_grid_fraction must lie in \(0, 1\).*got"):
+        build_task("gen_sudoku", test_grid_fraction=fraction)

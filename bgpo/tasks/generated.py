@@ -123,6 +123,11 @@ class GenSudoku(SudokuTaskMixin, GeneratedTask):
         super().__init__(data_dir, seed=seed, train_size=train_size, test_size=test_size)
         if not 1 <= min_blanks <= max_blanks <= 12:
             raise DataError(f"gen_sudoku: need 1 ≤ min_blanks ≤ max_blanks ≤ 12, got {min_blanks}, {max_blanks}")
+        if split_by_grid and not 0 < test_grid_fraction < 1:
+            raise DataError(
+                f"gen_sudoku: test_grid_fraction must lie in (0, 1) (the share of the 288 solution grids kept for the "
+                f"test split), got {test_grid_fraction}"
+            )
         self.min_blanks, self.max_blanks = min_blanks, max_blanks
         self.split_by_grid, self.test_grid_fraction = split_by_grid, test_grid_fraction
 
