@@ -50,8 +50,9 @@ class Cell:
 
     ``spread``: whether the table stated one (``±`` or an interval). A run's cell without one (a single seed)
     cannot resolve a conclusion. ``interval``: the cell is an estimate with a 95% interval (a paired difference,
-    a gradient std), read as mean ± (high − low) / 4, about its standard error; such rows are compared cell by
-    cell only, not ordered against each other.
+    a gradient std), read as mean ± (high − low) / 4: its standard error for a normal interval, more for a
+    t-interval over few seeds (so such a comparison errs towards "inside"); such rows are compared cell by cell
+    only, not ordered against each other.
     """
 
     mean: float
