@@ -409,12 +409,12 @@ def memory_point(
     """
     import statistics
 
+    from .memory import read_peak_rss, reset_peak_rss
+
     model = _bench_model(preset, model_path, overrides, device, dtype, seed, gradient_checkpointing)
     algorithm, config = _bench_method(method, n_t, samples_per_chunk)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-6) if optimizer == "adamw" else None
-    from .memory import read_peak_rss, reset_peak_rss
-
     # One window for the whole step (rollout, prepare, likelihood and backward, optimiser step): the update's own
     # tracking leaves the RSS and CUDA peaks alone.
     if device.startswith("cuda"):

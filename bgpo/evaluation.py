@@ -52,7 +52,14 @@ __all__ = [
 
 def encode_prompts(model: DiffusionLM, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-padded prompt ids (N, P) and mask (N, P); the prompt text already holds any special tokens."""
-    rows = [model.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    return _left_pad(model, _token_rows(model, prompts))
+
+
+def _token_rows(model: DiffusionLM, prompts: Sequence[str]) -> list[list[int]]:
+    return [model.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+
+
+def _left_pad(model: DiffusionLM, rows: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), model.pad_token_id, dtype=torch.long)
     mask = torch.zeros(len(rows), width, dtype=torch.bool)
@@ -79,15 +86,15 @@ def decode_responses(model: DiffusionLM, responses: torch.Tensor) -> list[str]:
     return texts
 
 
-def _batches(model: DiffusionLM, prompts: Sequence[str], batch_size: int) -> list[list[int]]:
-    """The prompts' indices in decoding batches: in order; for a model that attends to padding (LLaDA's remote
-    code), only prompts of one token length share a batch, so that none is padded and its completion does not
-    depend on the batch size or on its batch mates."""
+def _batches(model: DiffusionLM, rows: Sequence[list[int]], batch_size: int) -> list[list[int]]:
+    """The prompts' indices (``rows``: their token ids) in decoding batches: in order; for a model that attends to
+    padding (LLaDA's remote code), only prompts of one token length share a batch, so that none is padded and its
+    completion does not depend on the batch size or on its batch mates."""
     if not attends_to_padding(model):
-        return [list(range(s, min(s + batch_size, len(prompts)))) for s in range(0, len(prompts), batch_size)]
+        return [list(range(s, min(s + batch_size, len(rows)))) for s in range(0, len(rows), batch_size)]
     by_length: dict[int, list[int]] = {}
-    for i, prompt in enumerate(prompts):
-        by_length.setdefault(len(model.tokenizer(prompt, add_special_tokens=False)["input_ids"]), []).append(i)
+    for i, row in enumerate(rows):
+        by_length.setdefault(len(row), []).append(i)
     return [group[s : s + batch_size] for group in by_length.values() for s in range(0, len(group), batch_size)]
 
 
@@ -114,8 +121,9 @@ def complete(
     """
     device = next(model.parameters()).device
     completions: list[str] = [""] * len(prompts)
-    for batch in _batches(model, prompts, batch_size):
-        ids, mask = encode_prompts(model, [prompts[i] for i in batch])
+    rows = _token_rows(model, prompts)  # once: the batches and the padding both need them
+    for batch in _batches(model, rows, batch_size):
+        ids, mask = _left_pad(model, [rows[i] for i in batch])
         generators = [torch.Generator(device=device).manual_seed(seed * 1_000_003 + offset + i) for i in batch]
         out = generate(
             model,

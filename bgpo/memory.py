@@ -115,7 +115,8 @@ def _read_hwm_bytes() -> int | None:
     return None
 
 
-def _reset_hwm() -> bool:
+def reset_peak_rss() -> bool:
+    """Start a new peak-RSS window (Linux ``clear_refs``); False where the kernel does not allow it."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # "5" resets the peak RSS counter (Documentation/filesystems/proc.rst)
@@ -127,11 +128,6 @@ def _reset_hwm() -> bool:
 def _lifetime_peak_rss() -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # kilobytes on Linux, bytes on macOS
-
-
-def reset_peak_rss() -> bool:
-    """Start a new peak-RSS window (Linux ``clear_refs``); False where the kernel does not allow it."""
-    return _reset_hwm()
 
 
 def read_peak_rss(window: bool) -> int:
@@ -163,15 +159,15 @@ def track_memory(
         torch.cuda.synchronize(cuda_device)
         if reset_peaks:
             torch.cuda.reset_peak_memory_stats(cuda_device)
-    reset = _reset_hwm() if reset_peaks else _read_hwm_bytes() is not None
-    report.rss_scope = ("context" if reset_peaks else "window") if reset else "process"
+    # Without a reset of its own, the caller's window (or, where none could be opened, the process) is read.
+    window = reset_peak_rss() if reset_peaks else True
+    report.rss_scope = "window" if not reset_peaks else "context" if window else "process"
     try:
         with torch.autograd.graph.saved_tensors_hooks(lambda t: _Packed(t, counter), lambda p: p.tensor):
             yield report
     finally:
         report.peak_saved_bytes = counter.peak
-        hwm = _read_hwm_bytes() if reset else None
-        report.peak_rss_bytes = hwm if hwm is not None else _lifetime_peak_rss()
+        report.peak_rss_bytes = read_peak_rss(window)
         if use_cuda:
             torch.cuda.synchronize(cuda_device)
             report.cuda_peak_bytes = int(torch.cuda.max_memory_allocated(cuda_device))

@@ -247,6 +247,7 @@ def _check_train(config: Mapping[str, Any]) -> None:
     from .variants import load_variant
 
     variants = [load_variant(name) for name in _variants_used(config)]
+    valid = {f.name for f in dataclasses.fields(TrainSettings)} | set(_PIPELINE_ONLY)
     for key, spec in [(None, {}), *config["tasks"].items()]:
         own = spec.get("train", {})
         if key is not None and not own:
@@ -254,7 +255,6 @@ def _check_train(config: Mapping[str, Any]) -> None:
         where = f"config.tasks.{key}.train" if key is not None else "config.train"
         if not isinstance(own, Mapping):
             raise ConfigError(f"{where} must be a mapping of trainer settings, got {own!r:.60}")
-        valid = {f.name for f in dataclasses.fields(TrainSettings)} | set(_PIPELINE_ONLY)
         for name in own:  # the pipeline's own keys are valid here too (and suggested for their typos)
             if name not in valid:
                 raise unknown_name_error("key", name, valid, where)
